@@ -81,55 +81,79 @@ static struct cand *cand_get(struct cands *c, int64_t chunk_id)
 
 /* ================================================================ legs */
 
+static bool in_query(const struct rb_index_query *q, int64_t col)
+{
+    for (size_t i = 0; i < q->n_collections; i++)
+        if (q->collection_ids[i] == col)
+            return true;
+    return false;
+}
+
+/* BM25 over FTS5, driven by the FTS index (ORDER BY rank with a LIMIT lets FTS5
+ * keep only the best rows); collection and ACL filters are applied per row,
+ * fetching deeper until `depth` allowed hits or the matches are exhausted. */
 static enum rb_status keyword_leg(struct rb_index *idx, sqlite3 *db,
                                   const struct rb_index_query *q, size_t depth, struct cands *out)
 {
     char *match = rb__fts_match_expr(q->text);
     if (!match)
         return RB_OK; /* nothing searchable in the text (only punctuation): no keyword hits */
-    struct rb_buf sql;
-    rb_buf_init(&sql, 1 << 16);
-    enum rb_status st = rb_buf_append_str(
-        &sql, "SELECT c.id, c.document_id, c.collection_id, bm25(chunk_fts) FROM chunk_fts "
-              "JOIN chunks c ON c.id = chunk_fts.rowid WHERE chunk_fts MATCH ?1 AND "
-              "c.collection_id IN (");
-    for (size_t i = 0; st == RB_OK && i < q->n_collections; i++)
-        st = rb_buf_printf(&sql, "%s%lld", i ? "," : "", (long long)q->collection_ids[i]);
-    if (st == RB_OK)
-        st = rb_buf_append_str(&sql, ") ORDER BY bm25(chunk_fts), c.id");
-    if (st != RB_OK) {
-        free(match);
-        rb_buf_free(&sql);
-        return rb__err(idx, RB_ERR_NOMEM, "out of memory");
-    }
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql.data, -1, &s, NULL) != SQLITE_OK) {
+    enum rb_status st = RB_OK;
+    sqlite3_stmt *s = NULL, *look = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rowid, rank FROM chunk_fts WHERE chunk_fts MATCH ?1 AND "
+                           "rank MATCH 'bm25()' ORDER BY rank LIMIT ?2 OFFSET ?3",
+                           -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", -1,
+                           &look, NULL) != SQLITE_OK) {
         st = rb__dberr(idx, db, "keyword search");
         goto out;
     }
     sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
-    int rank = 0, rc;
-    while ((size_t)rank < depth && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t cid = sqlite3_column_int64(s, 0), did = sqlite3_column_int64(s, 1),
-                col = sqlite3_column_int64(s, 2);
-        if (q->allow && !q->allow(q->allow_ctx, col, did))
-            continue;
-        struct cand *c = cand_get(out, cid);
-        if (!c) {
-            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+    int rank = 0;
+    int64_t offset = 0, limit = (int64_t)depth * (q->n_collections > 1 ? 2 : 1) + 16;
+    for (;;) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 2, limit);
+        sqlite3_bind_int64(s, 3, offset);
+        int64_t rows = 0;
+        int rc;
+        while ((size_t)rank < depth && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            rows++;
+            int64_t cid = sqlite3_column_int64(s, 0);
+            double score = -sqlite3_column_double(s, 1);
+            sqlite3_reset(look);
+            sqlite3_bind_int64(look, 1, cid);
+            if (sqlite3_step(look) != SQLITE_ROW)
+                continue;
+            int64_t did = sqlite3_column_int64(look, 0), col = sqlite3_column_int64(look, 1);
+            if (!in_query(q, col) || (q->allow && !q->allow(q->allow_ctx, col, did)))
+                continue;
+            struct cand *c = cand_get(out, cid);
+            if (!c) {
+                st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            c->document_id = did;
+            c->collection_id = col;
+            c->krank = ++rank;
+            c->kscore = score;
+        }
+        if ((size_t)rank >= depth)
+            break;
+        if (rc != SQLITE_DONE) {
+            st = rb__dberr(idx, db, "keyword search");
             goto out;
         }
-        c->document_id = did;
-        c->collection_id = col;
-        c->krank = ++rank;
-        c->kscore = -sqlite3_column_double(s, 3);
+        if (rows < limit)
+            break; /* exhausted */
+        offset += limit;
+        limit *= 4;
     }
-    if ((size_t)rank < depth && rc != SQLITE_DONE)
-        st = rb__dberr(idx, db, "keyword search");
 out:
     sqlite3_finalize(s);
+    sqlite3_finalize(look);
     free(match);
-    rb_buf_free(&sql);
     return st;
 }
 

@@ -303,6 +303,9 @@ static const char *const stop_words[] = {
     "that", "the",  "their", "then", "there", "these", "they", "this", "to",  "was",  "we",
     "were", "what", "when", "where", "which", "who", "whom", "why",  "will",  "with", "would",
     "you",  "your",
+    /* Chinese question phrasing (as bigrams): they match nearly every passage. */
+    "什么", "是什", "么是", "哪些", "哪里", "哪个", "如何", "怎么", "怎样", "多少", "是否",
+    "为什", "的是", "是多", "有哪", "有什", "了什", "些什",
 };
 
 static bool is_stop(const char *t, size_t n)
