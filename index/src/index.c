@@ -178,7 +178,6 @@ static enum rb_status read_config(struct rb_index *idx, const struct rb_config *
     INT_KEY("rrf_k", 60, 1, 100000, rrf_k)
     INT_KEY("auto_hnsw_threshold", 200000, 1000, INT64_MAX / 2, auto_hnsw_threshold)
     INT_KEY("hnsw_m", 32, 4, 128, hnsw_m)
-    INT_KEY("hnsw_ef_construction", 80, 8, 4096, hnsw_ef_construction)
     INT_KEY("hnsw_ef_search", 128, 8, 4096, hnsw_ef_search)
     INT_KEY("ivf_nprobe", 16, 1, 65536, ivf_nprobe)
     INT_KEY("overfetch", 4, 1, 100, overfetch)
