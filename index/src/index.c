@@ -176,7 +176,7 @@ static enum rb_status read_config(struct rb_index *idx, const struct rb_config *
         return st;                                                                                 \
     idx->field = v;
     INT_KEY("rrf_k", 60, 1, 100000, rrf_k)
-    INT_KEY("auto_hnsw_threshold", 200000, 1000, INT64_MAX / 2, auto_hnsw_threshold)
+    INT_KEY("auto_hnsw_threshold", 20000, 1000, INT64_MAX / 2, auto_hnsw_threshold)
     INT_KEY("hnsw_m", 32, 4, 128, hnsw_m)
     INT_KEY("hnsw_ef_search", 128, 8, 4096, hnsw_ef_search)
     INT_KEY("ivf_nprobe", 16, 1, 65536, ivf_nprobe)

@@ -155,11 +155,32 @@ int main(void)
         fprintf(stderr, "%s after reopen: recall@10 %.4f\n", names[i], again);
         CHECK(again >= 0.95);
     }
+    rb_index_close(idx);
+    /* An "auto" collection switches from Flat to HNSW past the threshold (at flush). */
+    struct rb_config *cfg;
+    REQUIRE(rb_config_create(&cfg) == RB_OK);
+    REQUIRE(rb_config_set(cfg, "index", "auto_hnsw_threshold", "5000") == RB_OK);
+    struct rb_index_options o = {.data_dir = dir, .config = cfg};
+    struct rb_errmsg err;
+    REQUIRE(rb_index_open(&o, &idx, &err) == RB_OK);
+    int64_t auto_id = fill(idx, "auto", NULL);
+    struct rb_index_collection *c;
+    REQUIRE(rb_index_collection_get(idx, "auto", &c) == RB_OK);
+    CHECK_STR(c->index_type, "flat");
+    rb_index_collection_free(c);
+    REQUIRE(rb_index_flush(idx) == RB_OK);
+    REQUIRE(rb_index_collection_get(idx, "auto", &c) == RB_OK);
+    CHECK_STR(c->index_type, "hnsw");
+    rb_index_collection_free(c);
+    double ra = recall(idx, auto_id, chunk_ids[0]);
+    fprintf(stderr, "auto (switched to hnsw): recall@10 %.4f\n", ra);
+    CHECK(ra >= 0.95);
     char **p;
     size_t n;
     REQUIRE(rb_index_verify(idx, &p, &n) == RB_OK);
     CHECK_EQ_INT(n, 0);
     rb_index_problems_free(p, n);
     rb_index_close(idx);
+    rb_config_free(cfg);
     return check_finish();
 }
