@@ -6,7 +6,7 @@
 #include "helpers.h"
 
 #define DIM 64
-#define N 10000
+#define N 6000
 #define PER_DOC 500
 #define CLUSTERS 100
 #define QUERIES 100
@@ -159,7 +159,7 @@ int main(void)
     /* An "auto" collection switches from Flat to HNSW past the threshold (at flush). */
     struct rb_config *cfg;
     REQUIRE(rb_config_create(&cfg) == RB_OK);
-    REQUIRE(rb_config_set(cfg, "index", "auto_hnsw_threshold", "5000") == RB_OK);
+    REQUIRE(rb_config_set(cfg, "index", "auto_hnsw_threshold", "3000") == RB_OK);
     struct rb_index_options o = {.data_dir = dir, .config = cfg};
     struct rb_errmsg err;
     REQUIRE(rb_index_open(&o, &idx, &err) == RB_OK);
