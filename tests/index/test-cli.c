@@ -160,7 +160,10 @@ int main(void)
     CHECK(cJSON_GetArraySize(j) == 1);
     cJSON_Delete(j);
     CHECK_EQ_INT(run("collection list", &out), 0);
-    CHECK(strstr(out, "other") != NULL);
+    CHECK_STR(out, "other\n"); /* one name per line, for scripts */
+    free(out);
+    CHECK_EQ_INT(run("collection list --long", &out), 0);
+    CHECK(strstr(out, "documents 0") != NULL);
     free(out);
 
     /* --help for every command. */
