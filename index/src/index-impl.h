@@ -38,6 +38,7 @@ struct rb_index {
     /* tunables (from [index] in the configuration) */
     int rrf_k;
     double weight_keyword, weight_vector;
+    double keyword_max_df; /* query terms in more than this fraction of passages are dropped */
     int64_t auto_hnsw_threshold;
     int hnsw_m, hnsw_ef_search, ivf_nprobe, overfetch;
     int busy_timeout_ms;

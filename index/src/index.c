@@ -189,6 +189,9 @@ static enum rb_status read_config(struct rb_index *idx, const struct rb_config *
     if ((st = rb_config_double(cfg, "index", "weight_vector", 1.0, 0.0, 1000.0, &d, err)) != RB_OK)
         return st;
     idx->weight_vector = d;
+    if ((st = rb_config_double(cfg, "index", "keyword_max_df", 0.05, 0.001, 1.0, &d, err)) != RB_OK)
+        return st;
+    idx->keyword_max_df = d;
     return RB_OK;
 }
 

@@ -125,7 +125,7 @@ static int term_cmp(const void *a, const void *b)
 
 /* The MATCH expression: query terms (see rb__query_terms) that occur in the
  * index, rarest first, at most MAX_QUERY_TERMS, dropping terms found in more
- * than a fifth of all passages (they add little to BM25 and dominate its cost)
+ * than keyword_max_df of all passages (default 5%) (they add little to BM25 and dominate its cost)
  * unless nothing else is left. NULL when no term occurs. */
 static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, const char *text,
                                           char **out)
@@ -188,7 +188,8 @@ static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, con
         goto out;
     qsort(t, m, sizeof *t, term_cmp);
     /* Small indexes are cheap to search whole: prune only past 1000 passages. */
-    int64_t rows = fts_rows(db), cap = rows > 5000 ? rows / 5 : INT64_MAX;
+    int64_t rows = fts_rows(db);
+    int64_t cap = rows > 5000 ? (int64_t)((double)rows * idx->keyword_max_df) : INT64_MAX;
     size_t keep = 0;
     while (keep < m && keep < MAX_QUERY_TERMS && (t[keep].df <= cap || keep < 1))
         keep++;

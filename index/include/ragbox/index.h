@@ -81,7 +81,9 @@ struct rb_index_options {
                                        *   collection switches Flat -> HNSW; see bench/index),
                                        *   hnsw_m (32), hnsw_ef_search (128), ivf_nprobe (16),
                                        *   overfetch (4: candidates per leg = k * overfetch),
-                                       *   busy_timeout_ms (10000) */
+                                       *   keyword_max_df (0.05: query terms found in more
+                                       *   than this fraction of passages are dropped, in
+                                       *   indexes over 5000 passages), busy_timeout_ms (10000) */
     bool read_only;                   /* no writes; stale FAISS files are rebuilt in memory only */
 };
 
