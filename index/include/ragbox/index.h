@@ -322,7 +322,8 @@ RB_NODISCARD enum rb_status rb_index_search(struct rb_index *idx, const struct r
  * FAISS file against SQLite (present, checksum, ntotal and ids equal the
  * chunks with embeddings). Returns RB_OK when the checks ran; the problems
  * found are a caller-owned array of *n strings (free each, then the array;
- * or rb_index_problems_free). */
+ * or rb_index_problems_free). Flushes first; the FTS5 check needs a writable
+ * handle (on a read-only one it is reported as a problem). */
 RB_NODISCARD enum rb_status rb_index_verify(struct rb_index *idx, char ***problems, size_t *n);
 void rb_index_problems_free(char **problems, size_t n);
 
