@@ -83,6 +83,7 @@ struct rb_engine_tokenizer {
     /* GPT-2 byte <-> unicode mapping */
     char byte_enc[256][3];
     uint8_t byte_enc_len[256];
+    int16_t byte_dec[324]; /* code point -> byte, -1 where unmapped */
 };
 
 /* ================================================================ helpers */
@@ -1209,15 +1210,23 @@ static void init_byte_encoding(struct rb_engine_tokenizer *t)
             cp = extra++;
         t->byte_enc_len[b] = (uint8_t)rb_utf8_encode(cp, t->byte_enc[b]);
     }
+    for (size_t i = 0; i < RB_ARRAY_LEN(t->byte_dec); i++)
+        t->byte_dec[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp;
+        rb_utf8_decode(t->byte_enc[b], t->byte_enc_len[b], &cp);
+        t->byte_dec[cp] = (int16_t)b;
+    }
 }
 
 /* Inverse of the GPT-2 byte encoding for one code point; -1 if not a mapped one. */
 static int byte_dec(const struct rb_engine_tokenizer *t, const char *s, size_t len)
 {
-    for (int b = 0; b < 256; b++)
-        if (t->byte_enc_len[b] == len && memcmp(t->byte_enc[b], s, len) == 0)
-            return b;
-    return -1;
+    uint32_t cp;
+    int n = rb_utf8_decode(s, len, &cp);
+    if ((size_t)n != len || cp >= RB_ARRAY_LEN(t->byte_dec))
+        return -1;
+    return t->byte_dec[cp];
 }
 
 static int cmp_special(const void *a, const void *b, void *ctx)
