@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (kv->arr_type == RB_GGUF_TYPE_STRING)
                     sink += kv->strs[k].len ? (uint8_t)kv->strs[k].ptr[kv->strs[k].len - 1] : 0;
                 else
-                    sink += (uint64_t)rb_gguf_arr_i64(kv, k) + (uint64_t)rb_gguf_arr_f64(kv, k);
+                    sink += (uint64_t)rb_gguf_arr_i64(kv, k) + (rb_gguf_arr_f64(kv, k) > 0);
             }
         } else {
             uint64_t u;
