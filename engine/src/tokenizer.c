@@ -615,7 +615,10 @@ static enum rb_status bpe_split(const struct rb_engine_tokenizer *t, const char 
             const char *subj = text + cur.v[i].off;
             size_t slen = cur.v[i].len, pos = 0, prev = 0;
             while (pos <= slen) {
-                int rc = pcre2_match(t->regex[r], (PCRE2_SPTR)subj, slen, pos, 0, md, NULL);
+                /* the fragment is valid UTF-8 (checked or sanitised by the caller): skip
+                 * PCRE2's per-call whole-subject check, which is O(n) each time */
+                int rc = pcre2_match(t->regex[r], (PCRE2_SPTR)subj, slen, pos, PCRE2_NO_UTF_CHECK,
+                                     md, NULL);
                 if (rc == PCRE2_ERROR_NOMATCH)
                     break;
                 if (rc < 0) {
