@@ -1,6 +1,8 @@
 /* Tokenizer construction from hand-built GGUF metadata: score-ordered SPM
  * merges, byte fallback, BPE merge ranks, WordPiece, special-token flags; and
  * refusal of hostile or inconsistent metadata with a clear message. */
+#include <time.h>
+
 #include "check.h"
 #include "gguf.h"
 #include "tokenizer.h"
@@ -130,6 +132,25 @@ static void test_bpe(void)
     CHECK_STR(text, "abc a");
     free(text);
     CHECK_STR(rb_engine_tokenizer_pre_name(tok), "gpt-2");
+
+    /* long input: linear time (a per-call UTF check once made this quadratic) */
+    size_t words = 200000, big_len = words * 4 - 1;
+    char *big = malloc(big_len + 1);
+    REQUIRE(big);
+    memcpy(big, "abc", 3); /* "abc abc abc ...": a,bc then Ġa,bc per word */
+    for (size_t i = 1; i < words; i++)
+        memcpy(big + 3 + 4 * (i - 1), " abc", 4);
+    big[big_len] = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t count = 0;
+    CHECK(rb_engine_token_count(tok, big, big_len, 0, &count) == RB_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK_EQ_INT(count, 2 * words);
+    CHECK_MSG(secs < 1.5, "800 KB took %.2f s", secs);
+    fprintf(stderr, "BPE: %zu bytes -> %zu tokens in %.3f s\n", big_len, count, secs);
+    free(big);
     rb_engine_tokenizer_free(tok);
 }
 
