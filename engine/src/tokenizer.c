@@ -25,7 +25,8 @@
 #include "strmap.h"
 #include "tokenizer.h"
 
-#define TOK_MAX_INPUT ((size_t)1 << 30)
+/* Input bound: keeps every symbol index (SPM triples spaces into U+2581) in int32. */
+#define TOK_MAX_INPUT ((size_t)256 << 20)
 
 /* ============================================================== structures */
 
