@@ -148,7 +148,7 @@ static void test_bpe(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     CHECK_EQ_INT(count, 2 * words);
-    CHECK_MSG(secs < 1.5, "800 KB took %.2f s", secs);
+    CHECK_MSG(secs < 10, "800 KB took %.2f s", secs); /* ~0.2 s; the quadratic bug took minutes */
     fprintf(stderr, "BPE: %zu bytes -> %zu tokens in %.3f s\n", big_len, count, secs);
     free(big);
     rb_engine_tokenizer_free(tok);
