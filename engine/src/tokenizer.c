@@ -1462,6 +1462,8 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
                 break;
             }
         }
+        if (e->len > RB_STRMAP_MAX_KEY)
+            FAIL(RB_ERR_CORRUPT, "%s: token %u is longer than 16 MiB", what, i);
         uint32_t prev;
         int r = rb__strmap_put(&t->vocab_map, t->text_arena + e->off, e->len, i, &prev);
         if (r == 0)
@@ -1494,6 +1496,9 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
             const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', (size_t)m->len - 1) : NULL;
             if (!sp)
                 continue; /* the reference keeps an empty pair that can never match */
+            if (m->len > RB_STRMAP_MAX_KEY)
+                FAIL(RB_ERR_CORRUPT, "%s: merge %llu is longer than 16 MiB", what,
+                     (unsigned long long)i);
             memcpy(t->merge_arena + mp, m->ptr, (size_t)m->len);
             if (rb__strmap_put(&t->merge_map, t->merge_arena + mp, (size_t)m->len, (uint32_t)i,
                                NULL) < 0)
