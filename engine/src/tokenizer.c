@@ -1556,6 +1556,9 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
             *id = RB_ENGINE_TOKEN_NONE;
         special_id(g, keys[i].key, t->n_vocab, id);
     }
+    /* WordPiece starts with [CLS]: converters that store only cls_token_id mean it as BOS */
+    if (t->type == RB_ENGINE_VOCAB_WPM && !rb_gguf_find(g, "tokenizer.ggml.bos_token_id"))
+        special_id(g, "tokenizer.ggml.cls_token_id", t->n_vocab, &t->bos);
     if (rb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &bv) == RB_OK)
         t->add_bos = bv;
     if (rb_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &bv) == RB_OK)

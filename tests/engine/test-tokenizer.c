@@ -196,7 +196,7 @@ static void wpm_meta(struct rb_gguf_writer *w)
     REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", RB_GGUF_TYPE_INT32, types, 9) ==
             RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1) == RB_OK);
-    REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2) == RB_OK);
+    REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2) == RB_OK); /* no bos key */
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3) == RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0) == RB_OK);
 }
