@@ -30,6 +30,16 @@ static const struct rb_cli_command commands[] = {
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
     {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
     {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+/* engine (engine-gguf) */
+RB_CLI_DECLARE(rb_cmd_tokenize)
+RB_CLI_DECLARE(rb_cmd_model_info)
+
+static const struct rb_cli_command commands[] = {
+    {"version", "print the version", rb_cmd_version},
+    /* engine (engine-gguf) */
+    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
+    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
+     rb_cmd_model_info},
 };
 
 int rb_cli_fail(const char *fmt, ...)
