@@ -261,6 +261,9 @@ const char *rb_engine_model_arch(const struct rb_engine_model *m);
 RB_NODISCARD enum rb_status rb_engine_model_count_tokens(struct rb_engine_model *m,
                                                          const char *text, size_t len,
                                                          size_t *n_tokens);
+/* The model's tokenizer (borrowed, valid until close): tokenize, detokenize, and
+ * rb_engine_chat_apply to format chat messages for rb_engine_generate. */
+const struct rb_engine_tokenizer *rb_engine_model_tokenizer(const struct rb_engine_model *m);
 /* Text of the last error on this handle (borrowed; valid until the next call). */
 const char *rb_engine_model_errmsg(const struct rb_engine_model *m);
 
