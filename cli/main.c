@@ -9,9 +9,16 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* engine (engine-gguf) */
+RB_CLI_DECLARE(rb_cmd_tokenize)
+RB_CLI_DECLARE(rb_cmd_model_info)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* engine (engine-gguf) */
+    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
+    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
+     rb_cmd_model_info},
 };
 
 int rb_cli_fail(const char *fmt, ...)
