@@ -735,3 +735,75 @@ int rb_engine_sched_wait(struct rb_engine_sched *s, int timeout_ms)
     pthread_mutex_unlock(&s->mu);
     return n;
 }
+
+/* ============================================================ benchmark */
+
+enum rb_status rb_engine_bench_once(struct rb_engine_model *em, int n_prompt, int n_gen,
+                                    uint64_t seed, double *tokens_per_s)
+{
+    *tokens_per_s = 0;
+    if (n_prompt < 0 || n_gen < 0 || n_prompt + n_gen <= 0)
+        return rb_errmsg_set(&em->err, RB_ERR_INVALID, "nothing to measure");
+    const int total = n_prompt + n_gen;
+    if (total >= em->n_ctx && em->m->arch != RB_ARCH_BERT)
+        return rb_errmsg_set(&em->err, RB_ERR_CONTEXT_FULL,
+                             "%d tokens do not fit the context of %d", total, em->n_ctx);
+    int32_t *toks = malloc((size_t)total * sizeof *toks);
+    if (!toks)
+        return RB_ERR_NOMEM;
+    uint64_t x = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    for (int i = 0; i < total; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        toks[i] = (int32_t)((x >> 33) % (uint64_t)em->m->n_vocab);
+    }
+    enum rb_status st = RB_OK;
+    pthread_mutex_lock(&em->lock);
+    if (em->m->arch == RB_ARCH_BERT) {
+        const int n = n_prompt > em->n_ctx ? em->n_ctx : (n_prompt > 0 ? n_prompt : 1);
+        float *v = malloc((size_t)em->m->n_embd * sizeof(float));
+        if (!v) {
+            st = RB_ERR_NOMEM;
+        } else {
+            const double t0 = rb__now();
+            st = em->backend->encode(em->m, toks, n, v);
+            *tokens_per_s = n / (rb__now() - t0);
+        }
+        free(v);
+    } else {
+        struct rb__kv *kv = NULL;
+        float *logits = malloc((size_t)em->m->n_vocab * sizeof(float));
+        st = logits ? em->backend->kv_create(em->m, total + 1, &kv) : RB_ERR_NOMEM;
+        int *pos = malloc(RB_PREFILL_BATCH * sizeof *pos);
+        struct rb__kv **kvs = malloc(RB_PREFILL_BATCH * sizeof *kvs);
+        if (st == RB_OK && (!pos || !kvs))
+            st = RB_ERR_NOMEM;
+        for (int i = 0; st == RB_OK && i < RB_PREFILL_BATCH; i++)
+            kvs[i] = kv;
+        const double t0 = rb__now();
+        for (int start = 0; st == RB_OK && start < n_prompt; start += RB_PREFILL_BATCH) {
+            const int nb = n_prompt - start < RB_PREFILL_BATCH ? n_prompt - start
+                                                                : RB_PREFILL_BATCH;
+            for (int i = 0; i < nb; i++)
+                pos[i] = start + i;
+            struct rb__batch b = {nb, toks + start, pos, kvs, NULL, logits};
+            st = em->backend->forward(em->m, &b);
+        }
+        const double t1 = rb__now();
+        for (int i = 0; st == RB_OK && i < n_gen; i++) {
+            pos[0] = n_prompt + i;
+            struct rb__batch b = {1, toks + n_prompt + i, pos, kvs, NULL, logits};
+            st = em->backend->forward(em->m, &b);
+        }
+        const double t2 = rb__now();
+        if (st == RB_OK)
+            *tokens_per_s = n_gen > 0 ? n_gen / (t2 - t1) : n_prompt / (t1 - t0);
+        if (kv)
+            em->backend->kv_free(kv);
+        free(logits);
+        free(pos);
+        free(kvs);
+    }
+    pthread_mutex_unlock(&em->lock);
+    free(toks);
+    return st;
+}
