@@ -436,6 +436,7 @@ struct rb_engine_sched {
     uint64_t *cancel_ids; /* ids cancelled while active (mu) */
     size_t n_cancel, cap_cancel;
     int n_pending; /* queued + active (mu) */
+    uint64_t *live_ids; /* ids of admitted, unfinished sequences (mu); max_seqs slots, 0 = free */
     float *logits; /* max_seqs * n_vocab */
 };
 
@@ -458,8 +459,10 @@ enum rb_status rb_engine_sched_create(struct rb_engine_model *em,
     if (s->n_ctx > em->m->n_ctx_train)
         s->n_ctx = em->m->n_ctx_train;
     s->active = calloc((size_t)s->max_seqs, sizeof *s->active);
+    s->live_ids = calloc((size_t)s->max_seqs, sizeof *s->live_ids);
     s->logits = malloc((size_t)s->max_seqs * em->m->n_vocab * sizeof(float));
-    if (!s->active || !s->logits) {
+    if (!s->active || !s->logits || !s->live_ids) {
+        free(s->live_ids);
         free(s->active);
         free(s->logits);
         free(s);
@@ -487,6 +490,9 @@ static void sched_finish(struct rb_engine_sched *s, struct rb__seq *q, enum rb_s
         q->on_done(q->user, st, &r);
     pthread_mutex_lock(&s->mu);
     s->n_pending--;
+    for (int i = 0; i < s->max_seqs; i++)
+        if (s->live_ids[i] == q->id)
+            s->live_ids[i] = 0;
     pthread_mutex_unlock(&s->mu);
     seq_free(q);
 }
@@ -509,6 +515,7 @@ void rb_engine_sched_free(struct rb_engine_sched *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->cancel_ids);
+    free(s->live_ids);
     free(s->active);
     free(s->logits);
     free(s);
@@ -588,7 +595,10 @@ enum rb_status rb_engine_sched_cancel(struct rb_engine_sched *s, uint64_t id)
             q->cancel = true;
             st = RB_OK;
         }
-    if (st != RB_OK && id > 0 && id < s->next_id) {
+    bool live = false;
+    for (int i = 0; i < s->max_seqs; i++)
+        live |= id != 0 && s->live_ids[i] == id;
+    if (st != RB_OK && live) {
         /* possibly active: recorded, applied by the driver at the next step */
         if (s->n_cancel == s->cap_cancel) {
             size_t nc = s->cap_cancel ? s->cap_cancel * 2 : 16;
@@ -629,6 +639,11 @@ enum rb_status rb_engine_sched_step(struct rb_engine_sched *s, int *n_pending)
         *tail = q;
         tail = &q->next;
         room--;
+        for (int i = 0; i < s->max_seqs; i++)
+            if (s->live_ids[i] == 0) {
+                s->live_ids[i] = q->id;
+                break;
+            }
     }
     pthread_mutex_unlock(&s->mu);
 
