@@ -512,6 +512,33 @@ static TGT void avx2_dot4_q5_k(int64_t n, const void *w, const void *a, size_t a
         out[t] = sum[t];
 }
 
+static TGT void avx2_dot4_q5_0(int64_t n, const void *w, const void *a, size_t a_stride,
+                               float *out)
+{
+    const struct rb_block_q5_0 *x = w;
+    const struct rb_block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct rb_block_q8_0 *)((const uint8_t *)a + t * a_stride);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / RB_QB; i++) {
+        const float dx = h2f(x[i].d);
+        const __m256i hi = _mm256_andnot_si256(bits32(rb_q5_0_qh(&x[i])), _mm256_set1_epi8((char)0xF0));
+        const __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), hi);
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        for (int t = 0; t < 4; t++) {
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)),
+                                                ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p),
+                                     acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum8(acc[t]);
+}
+
 rb_vec_dot4_fn rb__avx2_vec_dot4(uint32_t type)
 {
     switch (type) {
@@ -520,6 +547,7 @@ rb_vec_dot4_fn rb__avx2_vec_dot4(uint32_t type)
     case RB_GGML_TYPE_Q4_K: return avx2_dot4_q4_k;
     case RB_GGML_TYPE_Q6_K: return avx2_dot4_q6_k;
     case RB_GGML_TYPE_Q5_K: return avx2_dot4_q5_k;
+    case RB_GGML_TYPE_Q5_0: return avx2_dot4_q5_0;
     default: return NULL;
     }
 }
