@@ -14,6 +14,7 @@
  *        bge-small-f16 (default: all) */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,18 +211,26 @@ struct bw_job {
     const double *a;
     size_t n;
     double sum;
+    atomic_size_t next; /* chunks claimed dynamically, as the pool requires */
 };
 
 static void bw_worker(void *ctx, int ith, int nth)
 {
+    (void)nth;
     struct bw_job *j = ctx;
-    const size_t per = j->n / nth, lo = per * ith, hi = ith == nth - 1 ? j->n : lo + per;
+    const size_t chunk = (size_t)1 << 20; /* doubles */
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = lo; i + 4 <= hi; i += 4) {
-        s0 += j->a[i];
-        s1 += j->a[i + 1];
-        s2 += j->a[i + 2];
-        s3 += j->a[i + 3];
+    for (;;) {
+        const size_t lo = atomic_fetch_add(&j->next, chunk);
+        if (lo >= j->n)
+            break;
+        const size_t hi = lo + chunk < j->n ? lo + chunk : j->n;
+        for (size_t i = lo; i + 4 <= hi; i += 4) {
+            s0 += j->a[i];
+            s1 += j->a[i + 1];
+            s2 += j->a[i + 2];
+            s3 += j->a[i + 3];
+        }
     }
     if (ith == 0)
         j->sum = s0 + s1 + s2 + s3;
@@ -242,7 +251,7 @@ static double read_bandwidth(int threads)
     }
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        struct bw_job j = {a, bytes / 8, 0};
+        struct bw_job j = {a, bytes / 8, 0, 0};
         const double t0 = rb__now();
         rb__pool_run(pool, bw_worker, &j);
         const double gbs = bytes / (rb__now() - t0) / 1e9;

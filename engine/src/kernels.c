@@ -267,16 +267,22 @@ double rb__now(void)
 /* ============================================================ thread pool
  * Workers spin briefly on a generation counter (a decode step issues hundreds of
  * small jobs; a condition-variable wake per job would cost more than the job), then
- * sleep on the condition variable. Invariant: `gen` increments once per job; a
- * worker runs the job of every generation it observes exactly once; `pending`
- * counts workers that have not finished the current generation. */
+ * sleep on the condition variable.
+ *
+ * Jobs claim their work dynamically (atomic counters), so any thread may do any part
+ * and the caller never waits for a worker that has not started: `state` holds the
+ * number of workers inside the current job plus the CLOSED bit. A worker enters only
+ * while the job is open (CAS increment); the caller, once its own loop runs dry, closes
+ * the job and waits only for the workers inside. fn/ctx are written only while the
+ * job is closed and empty, and published by the release store that reopens it. */
+#define POOL_CLOSED (1 << 30)
 struct rb_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint gen;
-    atomic_int pending;
+    atomic_int state;
     atomic_bool stop;
     rb_pool_fn fn;
     void *ctx;
@@ -320,8 +326,19 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
+        int v = atomic_load_explicit(&p->state, memory_order_acquire);
+        bool entered = false;
+        while (!(v & POOL_CLOSED)) {
+            if (atomic_compare_exchange_weak_explicit(&p->state, &v, v + 1, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                entered = true;
+                break;
+            }
+        }
+        if (!entered)
+            continue; /* that job is over: its work was done by others */
         p->fn(p->ctx, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        atomic_fetch_sub_explicit(&p->state, 1, memory_order_acq_rel);
     }
 }
 
@@ -339,7 +356,7 @@ enum rb_status rb__pool_create(int n_threads, struct rb_pool **out)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->state, POOL_CLOSED);
     atomic_init(&p->stop, false);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
@@ -390,16 +407,19 @@ void rb__pool_run(struct rb_pool *p, rb_pool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
+    /* the job is closed and empty here (see the invariant above) */
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
+    atomic_store_explicit(&p->state, 0, memory_order_release);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    /* a worker may have been preempted (shared cores): yield rather than burn our slice */
-    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+    atomic_fetch_or_explicit(&p->state, POOL_CLOSED, memory_order_acq_rel);
+    /* wait for the workers inside (they are finishing claimed work) */
+    for (int spins = 0;
+         (atomic_load_explicit(&p->state, memory_order_acquire) & ~POOL_CLOSED) != 0; spins++) {
         if (spins < 4096)
             cpu_relax();
         else

@@ -81,7 +81,10 @@ typedef void (*rb_pool_fn)(void *ctx, int ith, int nth);
 RB_NODISCARD enum rb_status rb__pool_create(int n_threads, struct rb_pool **out);
 void rb__pool_free(struct rb_pool *p);
 int rb__pool_size(const struct rb_pool *p);
-/* Runs fn on every thread and returns when all are done. */
+/* Runs fn on the calling thread and on the workers that are ready before the caller's
+ * own call returns; returns when no worker is still inside fn. fn must claim its work
+ * dynamically (a shared atomic counter in ctx) so whoever runs does all of it; ith
+ * (distinct per concurrent thread, < nth) may index per-thread scratch. */
 void rb__pool_run(struct rb_pool *p, rb_pool_fn fn, void *ctx);
 
 /* ---- matrix multiply

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,7 @@ struct attn_job {
     float *out;     /* (n, n_head*hd) */
     const float *kf, *vf; /* encoder: (n, kv_dim) float keys/values of the sequence */
     int n_keys_enc;
+    atomic_int next; /* next unclaimed (token, head) task */
 };
 
 static void attn_worker(void *ctx, int ith, int nth)
@@ -537,7 +539,12 @@ static void attn_worker(void *ctx, int ith, int nth)
     float *acc = m->ws->vacc + (size_t)ith * hd;
     const struct rb_type_ops *f16 = rb__type_ops(RB_GGML_TYPE_F16);
     const struct rb_type_ops *f32 = rb__type_ops(RB_GGML_TYPE_F32);
-    for (int task = ith; task < n * H; task += nth) {
+    (void)nth;
+    for (;;) {
+        const int task = atomic_fetch_add_explicit(&((struct attn_job *)j)->next, 1,
+                                                   memory_order_relaxed);
+        if (task >= n * H)
+            break;
         const int t = task / H, h = task % H, kh = h / group;
         const float *q = j->q + (size_t)t * H * hd + (size_t)h * hd;
         int n_keys;
@@ -639,7 +646,7 @@ enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b)
                 kv->v[off + i] = rb_fp32_to_fp16(w->v[(size_t)t * KV + i]);
             }
         }
-        struct attn_job aj = {m, b, il, w->q, w->att, NULL, NULL, 0};
+        struct attn_job aj = {m, b, il, w->q, w->att, NULL, NULL, 0, 0};
         rb__pool_run(m->pool, attn_worker, &aj);
         mm(m, &L->wo, w->att, n, w->tmp, L->bo);
         for (size_t i = 0; i < (size_t)n * E; i++)
@@ -708,7 +715,7 @@ enum rb_status rb__encode(struct rb__model *m, const int32_t *tokens, int n, flo
         mm(m, &L->wq, w->x, n, w->q, L->bq);
         mm(m, &L->wk, w->x, n, w->k, L->bk);
         mm(m, &L->wv, w->x, n, w->v, L->bv);
-        struct attn_job aj = {m, NULL, il, w->q, w->att, w->k, w->v, n};
+        struct attn_job aj = {m, NULL, il, w->q, w->att, w->k, w->v, n, 0};
         rb__pool_run(m->pool, attn_worker, &aj);
         mm(m, &L->wo, w->att, n, w->tmp, L->bo);
         for (int t = 0; t < n; t++) {
