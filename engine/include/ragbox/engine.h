@@ -186,4 +186,24 @@ RB_NODISCARD enum rb_status rb_engine_sched_run(struct rb_engine_sched *s);
  * pending count. For a driver thread: for (;;) { wait; step; }. Thread-safe. */
 int rb_engine_sched_wait(struct rb_engine_sched *s, int timeout_ms);
 
+/* ==== GPU backend (CUDA, loaded at run time) ==== */
+
+/* What the engine found when it looked for a GPU. The CUDA backend is a separate
+ * shared object loaded on demand; without it, without a driver or without a device
+ * the engine runs on the CPU, and `reason` says why. */
+struct rb_engine_gpu_status {
+    bool built;           /* this build has a CUDA backend (RAGBOX_CUDA) */
+    bool loaded;          /* librb_cuda.so loaded and its ABI matches */
+    int n_devices;        /* usable CUDA devices */
+    char backend[16];     /* "cuda" or "cpu": what inference would use */
+    char library[512];    /* path of the loaded librb_cuda.so, or "" */
+    char device[256];     /* first device's name, or "" */
+    size_t total_bytes;   /* its memory */
+    size_t free_bytes;
+    int cc_major, cc_minor; /* its compute capability */
+    char reason[512];     /* why the CPU is used, or "" */
+};
+/* Probes once per process (thread-safe) and fills *out. */
+void rb_engine_gpu_probe(struct rb_engine_gpu_status *out);
+
 #endif
