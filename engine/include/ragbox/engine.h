@@ -239,6 +239,10 @@ struct rb_engine_model_params {
     int n_ctx;     /* context positions per sequence; <= 0: the model's own context
                       length capped at 4096 */
 };
+/* Where a model runs is chosen at open by the environment variable RAGBOX_GPU:
+ * "auto" (default: the CUDA backend when a GPU is usable, else the CPU with a log
+ * line), "off" (CPU only) or "require" (opening fails when the model cannot run on
+ * a GPU). `ragbox serve` and the other commands set it from [engine] gpu. */
 /* Fills defaults (n_threads 0, n_ctx 0). */
 void rb_engine_model_params_default(struct rb_engine_model_params *p);
 
@@ -257,6 +261,8 @@ int rb_engine_model_n_ctx(const struct rb_engine_model *m);
 int rb_engine_model_n_vocab(const struct rb_engine_model *m);
 /* general.architecture, borrowed until close. */
 const char *rb_engine_model_arch(const struct rb_engine_model *m);
+/* "cpu" or "cuda": the backend running this model's forward passes. */
+const char *rb_engine_model_backend(const struct rb_engine_model *m);
 /* Number of tokens `text` becomes (with the model's BOS rule), for context budgeting. */
 RB_NODISCARD enum rb_status rb_engine_model_count_tokens(struct rb_engine_model *m,
                                                          const char *text, size_t len,
