@@ -52,6 +52,7 @@ struct cuda_model {
     struct rb_cuda_ctx *ctx;
     struct cuda_wt tok_embd, output;
     float *out_norm;
+    float *rope_freqs; /* (rope_dim/2) or NULL */
     struct cuda_layer *layers;
     int n_layer;
     /* page pool */
@@ -120,7 +121,7 @@ static void cuda_free_model(struct cuda_model *cm)
     if (!cm)
         return;
     const struct rb_cuda_api *api = cm->api;
-    void *bufs[] = {cm->tok_embd.d, cm->output.d, cm->out_norm, cm->x, cm->h, cm->q, cm->k,
+    void *bufs[] = {cm->tok_embd.d, cm->output.d, cm->out_norm, cm->rope_freqs, cm->x, cm->h, cm->q, cm->k,
                     cm->v, cm->att, cm->tmp, cm->f1, cm->f2, cm->logits, cm->tokens, cm->pos,
                     cm->slots, cm->page_table, cm->n_keys};
     for (size_t i = 0; i < RB_ARRAY_LEN(bufs); i++)
@@ -195,7 +196,7 @@ static enum rb_status cuda_init(struct rb__model *m)
     const struct rb_cuda_api *api = rb__cuda_backend(&n_dev, &why);
     if (!api || n_dev == 0)
         return RB_ERR_UNSUPPORTED;
-    if (m->arch == RB_ARCH_BERT || m->rope_freqs || m->head_dim > 256)
+    if (m->arch == RB_ARCH_BERT || m->head_dim > 256)
         return RB_ERR_UNSUPPORTED; /* stays on the CPU (see the file comment) */
     struct cuda_model *cm = calloc(1, sizeof *cm);
     if (!cm)
@@ -217,6 +218,8 @@ static enum rb_status cuda_init(struct rb__model *m)
         st = up_wt(cm, &m->output, &cm->output);
     if (st == RB_OK)
         st = up_vec(cm, m->out_norm, E, &cm->out_norm);
+    if (st == RB_OK)
+        st = up_vec(cm, m->rope_freqs, m->rope_dim / 2, &cm->rope_freqs);
     for (int il = 0; st == RB_OK && il < m->n_layer; il++) {
         const struct rb_layer *L = &m->layers[il];
         struct cuda_layer *C = &cm->layers[il];
@@ -379,9 +382,9 @@ static enum rb_status run_layers(struct rb__model *m, struct cuda_model *cm, int
             CK(api->rmsnorm(cm->ctx, cm->k, L->k_norm, cm->k, n * m->n_head_kv, hd, m->eps));
         }
         CK(api->rope(cm->ctx, cm->q, cm->pos, n, H, hd, m->rope_dim, mode, m->rope_base,
-                     m->rope_freq_scale));
+                     m->rope_freq_scale, cm->rope_freqs));
         CK(api->rope(cm->ctx, cm->k, cm->pos, n, m->n_head_kv, hd, m->rope_dim, mode,
-                     m->rope_base, m->rope_freq_scale));
+                     m->rope_base, m->rope_freq_scale, cm->rope_freqs));
         CK(api->kv_store(cm->ctx, L->k_pages, L->v_pages, cm->k, cm->v, cm->slots, n, KV));
         struct rb_cuda_attn_args a = {cm->q,       cm->att,     L->k_pages,
                                       L->v_pages,  cm->page_table, cm->n_keys,

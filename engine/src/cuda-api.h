@@ -83,9 +83,11 @@ struct rb_cuda_api {
                    int n, float eps);
     int (*layernorm)(struct rb_cuda_ctx *ctx, const float *x, const float *w, const float *b,
                      float *y, int rows, int n, float eps);
-    /* x: (rows, n_head, head_dim); pos: (rows) positions; mode RB_ROPE_NORMAL/NEOX. */
+    /* x: (rows, n_head, head_dim); pos: (rows) positions; mode RB_ROPE_NORMAL/NEOX;
+     * freq_factors: device (n_rot/2) divisors (llama-3) or NULL. */
     int (*rope)(struct rb_cuda_ctx *ctx, float *x, const int32_t *pos, int rows, int n_head,
-                int head_dim, int n_rot, int mode, float freq_base, float freq_scale);
+                int head_dim, int n_rot, int mode, float freq_base, float freq_scale,
+                const float *freq_factors);
     int (*softmax)(struct rb_cuda_ctx *ctx, float *x, int rows, int n);
     /* out = silu(g) * u, elementwise over n; gelu in place. */
     int (*swiglu)(struct rb_cuda_ctx *ctx, const float *g, const float *u, float *out, int64_t n);

@@ -94,11 +94,18 @@ static inline RB_HD void rb_op_layernorm_row(const float *x, const float *w, con
 /* ====================================================================== RoPE */
 
 /* Rotary embedding angle of rotation pair `pair` (0 <= pair < n_rot/2) at position
- * pos: theta = pos * freq_scale * freq_base^(-2*pair/n_rot). */
+ * pos, computed as ggml and the CPU engine do: theta_pair = pos * s^pair with
+ * s = freq_base^(-2/n_rot) accumulated by repeated multiplication (bit-identical to
+ * the CPU path), divided by the pair's frequency factor (llama-3 rope_freqs; 1 when
+ * absent), times freq_scale. */
 static inline RB_HD float rb_op_rope_theta(int pos, int pair, int n_rot, float freq_base,
-                                           float freq_scale)
+                                           float freq_scale, float freq_factor)
 {
-    return (float)pos * freq_scale * powf(freq_base, -2.0f * (float)pair / (float)n_rot);
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < pair; i++)
+        theta *= theta_scale;
+    return theta / freq_factor * freq_scale;
 }
 
 /* Rotates one pair of one head in place. Mode 0 ("normal", llama): the pair is
@@ -116,12 +123,15 @@ static inline RB_HD void rb_op_rope_pair(float *head, int pair, int n_rot, int m
     head[b] = x0 * s + x1 * c;
 }
 
-/* All pairs of one head. */
+/* All pairs of one head; freq_factors (n_rot/2) may be NULL. */
 static inline RB_HD void rb_op_rope_head(float *head, int n_rot, int mode, int pos,
-                                         float freq_base, float freq_scale)
+                                         float freq_base, float freq_scale,
+                                         const float *freq_factors)
 {
     for (int p = 0; p < n_rot / 2; p++)
-        rb_op_rope_pair(head, p, n_rot, mode, rb_op_rope_theta(pos, p, n_rot, freq_base, freq_scale));
+        rb_op_rope_pair(head, p, n_rot, mode,
+                        rb_op_rope_theta(pos, p, n_rot, freq_base, freq_scale,
+                                         freq_factors ? freq_factors[p] : 1.0f));
 }
 
 /* ============================================================== activations */

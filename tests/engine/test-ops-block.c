@@ -64,8 +64,8 @@ static void test_rope(void)
         orig[i] = h[i] = h2[i] = frand();
     int pos = 37;
     float base = 10000.0f;
-    rb_op_rope_head(h, D, RB_ROPE_NORMAL, pos, base, 1.0f);
-    rb_op_rope_head(h2, D, RB_ROPE_NEOX, pos, base, 1.0f);
+    rb_op_rope_head(h, D, RB_ROPE_NORMAL, pos, base, 1.0f, NULL);
+    rb_op_rope_head(h2, D, RB_ROPE_NEOX, pos, base, 1.0f, NULL);
     double err1 = 0, err2 = 0;
     for (int p = 0; p < D / 2; p++) {
         double th = pos * pow(base, -2.0 * p / D);
@@ -91,11 +91,11 @@ static void test_rope(void)
     CHECK_NEAR(n0, n1, 1e-4);
     float id[D];
     memcpy(id, orig, sizeof id);
-    rb_op_rope_head(id, D, RB_ROPE_NEOX, 0, base, 1.0f);
+    rb_op_rope_head(id, D, RB_ROPE_NEOX, 0, base, 1.0f, NULL);
     CHECK(memcmp(id, orig, sizeof id) == 0);
     /* partial rotary: dims >= n_rot untouched */
     memcpy(id, orig, sizeof id);
-    rb_op_rope_head(id, 32, RB_ROPE_NEOX, 5, base, 1.0f);
+    rb_op_rope_head(id, 32, RB_ROPE_NEOX, 5, base, 1.0f, NULL);
     CHECK(memcmp(id + 32, orig + 32, 32 * sizeof(float)) == 0);
 }
 

@@ -177,12 +177,12 @@ static void check_ops(void)
     int32_t *dpos = dev_copy(pos, sizeof pos);
     for (int mode = 0; mode <= RB_ROPE_NEOX; mode += RB_ROPE_NEOX) {
         float *dr = dev_copy(x, sizeof(float) * R * H * HD);
-        REQUIRE(api->rope(ctx, dr, dpos, R, H, HD, HD, mode, 1e6f, 1.0f) == 0);
+        REQUIRE(api->rope(ctx, dr, dpos, R, H, HD, HD, mode, 1e6f, 1.0f, NULL) == 0);
         fetch(y, dr, sizeof(float) * R * H * HD);
         memcpy(ref, x, sizeof(float) * R * H * HD);
         for (int r = 0; r < R; r++)
             for (int h = 0; h < H; h++)
-                rb_op_rope_head(ref + (r * H + h) * HD, HD, mode, pos[r], 1e6f, 1.0f);
+                rb_op_rope_head(ref + (r * H + h) * HD, HD, mode, pos[r], 1e6f, 1.0f, NULL);
         worst = 0;
         for (int i = 0; i < R * H * HD; i++)
             worst = fmax(worst, fabs(y[i] - ref[i]));

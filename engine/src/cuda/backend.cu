@@ -313,7 +313,7 @@ __global__ void k_layernorm(const float *x, const float *w, const float *b, floa
 // ====================================================================== RoPE
 // One thread per (row, head, pair); pairs touch disjoint elements.
 __global__ void k_rope(float *x, const int32_t *pos, int rows, int n_head, int head_dim, int n_rot,
-                       int mode, float base, float scale)
+                       int mode, float base, float scale, const float *factors)
 {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     int pairs = n_rot / 2;
@@ -322,7 +322,8 @@ __global__ void k_rope(float *x, const int32_t *pos, int rows, int n_head, int h
     int p = (int)(i % pairs);
     int64_t rh = i / pairs; // row * n_head + head
     int row = (int)(rh / n_head);
-    rb_op_rope_pair(x + rh * head_dim, p, n_rot, mode, rb_op_rope_theta(pos[row], p, n_rot, base, scale));
+    rb_op_rope_pair(x + rh * head_dim, p, n_rot, mode,
+                    rb_op_rope_theta(pos[row], p, n_rot, base, scale, factors ? factors[p] : 1.0f));
 }
 
 // =================================================================== softmax
@@ -809,13 +810,14 @@ static int api_layernorm(rb_cuda_ctx *ctx, const float *x, const float *w, const
 }
 
 static int api_rope(rb_cuda_ctx *ctx, float *x, const int32_t *pos, int rows, int n_head,
-                    int head_dim, int n_rot, int mode, float base, float scale)
+                    int head_dim, int n_rot, int mode, float base, float scale,
+                    const float *factors)
 {
     if (n_rot > head_dim || n_rot % 2)
         return set_error(ctx, RB_ERR_INVALID, "rope: n_rot %d with head_dim %d", n_rot, head_dim);
     int64_t n = (int64_t)rows * n_head * (n_rot / 2);
     k_rope<<<blocks_for(n, 256), 256, 0, ctx->stream>>>(x, pos, rows, n_head, head_dim, n_rot, mode,
-                                                        base, scale);
+                                                        base, scale, factors);
     RB_CUDA_LAUNCHED(ctx);
     return RB_OK;
 }
