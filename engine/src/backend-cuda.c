@@ -104,6 +104,15 @@ static void load_once(void)
     cuda_state.api = api;
 }
 
+void rb__cuda_backend_set(const struct rb_cuda_api *api, int n_devices)
+{
+    pthread_once(&cuda_state.once, load_once);
+    cuda_state.api = api;
+    cuda_state.n_devices = api ? n_devices : 0;
+    snprintf(cuda_state.reason, sizeof cuda_state.reason, "%s",
+             api ? "" : "backend removed by rb__cuda_backend_set");
+}
+
 const struct rb_cuda_api *rb__cuda_backend(int *n_devices, const char **reason)
 {
     pthread_once(&cuda_state.once, load_once);

@@ -1,6 +1,7 @@
 /* GPU suite, whole models: for every generation model in the shared set, the CUDA
- * backend's logits against the CPU backend's for the same batch (within 1% of the
- * logit scale: fp16 GEMM tiles and a different summation order), greedy generation
+ * backend's logits against the CPU backend's for the same batch (within 4% of the
+ * logit scale, the engine's tolerance against llama.cpp: fp16 GEMM tiles and a
+ * different summation order), greedy generation
  * token for token (the real stories260K model writes the same story on both), CUDA
  * graph replay equal to eager decoding, and the scheduler's batched decode equal to
  * single-stream output on the GPU. Exits 77 (skipped) without a usable GPU. */
@@ -84,7 +85,9 @@ static void check_logits(const char *path)
         scale = fmax(scale, fabs(lc[i]));
         worst = fmax(worst, fabs(lc[i] - lg[i]));
     }
-    CHECK_MSG(worst <= 0.01 * scale + 1e-3, "%s prefill: max |cpu-gpu| %g (scale %g)",
+    /* fp16 GEMM prefill vs the CPU's Q8 activations: the engine's tolerance against
+     * llama.cpp (4% of the logit scale), as in tests/engine/test-cuda-emu.c */
+    CHECK_MSG(worst <= 0.04 * scale, "%s prefill: max |cpu-gpu| %g (scale %g)",
               rb_path_basename(path), worst, scale);
     for (int step = 0; step < 3; step++) { /* eager, then captured, then replayed */
         int32_t t1 = toks[step];
@@ -96,7 +99,7 @@ static void check_logits(const char *path)
         worst = 0;
         for (int i = 0; i < m->n_vocab; i++)
             worst = fmax(worst, fabs(lc[i] - lg[i]));
-        CHECK_MSG(worst <= 0.01 * scale + 1e-3, "%s decode step %d: %g", rb_path_basename(path),
+        CHECK_MSG(worst <= 0.04 * scale, "%s decode step %d: %g", rb_path_basename(path),
                   step, worst);
     }
     cpu->kv_free(kc);
