@@ -7,7 +7,8 @@
  *   1. $RAGBOX_CUDA_LIB (a path),
  *   2. <dir of the running executable>/../lib/ragbox/librb_cuda.so (installed layout),
  *   3. <dir of the running executable>/../lib/librb_cuda.so (build tree),
- *   4. RAGBOX_CUDA_LIBDIR/librb_cuda.so (the configured install directory).
+ *   4. RAGBOX_CUDA_LIBDIR/librb_cuda.so (the configured install directory),
+ *   5. RAGBOX_CUDA_BUILD_LIBDIR/librb_cuda.so (the build tree, for tests and benches).
  * RAGBOX_CUDA_DISABLE=1 keeps everything on the CPU.
  *
  * Thread-safety: rb__cuda_backend() loads once (pthread_once) and is then read-only.
@@ -53,7 +54,7 @@ static void load_once(void)
                  "disabled by RAGBOX_CUDA_DISABLE");
         return;
     }
-    char candidates[4][PATH_MAX];
+    char candidates[5][PATH_MAX];
     int n = 0;
     const char *env = getenv("RAGBOX_CUDA_LIB");
     if (env && *env)
@@ -70,6 +71,9 @@ static void load_once(void)
         }
     }
     snprintf(candidates[n++], PATH_MAX, "%.3900s/librb_cuda.so", RAGBOX_CUDA_LIBDIR);
+#ifdef RAGBOX_CUDA_BUILD_LIBDIR
+    snprintf(candidates[n++], PATH_MAX, "%.3900s/librb_cuda.so", RAGBOX_CUDA_BUILD_LIBDIR);
+#endif
 
     char why[512] = "librb_cuda.so not found";
     for (int i = 0; i < n && !cuda_state.handle; i++) {
