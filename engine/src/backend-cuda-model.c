@@ -16,8 +16,10 @@
  * attention call always spans the full page-table width, so the captured launches
  * stay valid.
  *
- * Encoders (BERT) stay on the CPU backend: embedding throughput is bounded by
- * tokenization and is small next to generation.
+ * Encoders (BERT) run here too: absolute position and token-type embeddings,
+ * post-LayerNorm blocks with GELU, and bidirectional attention over temporary pages
+ * (every query sees all n keys); pooling and L2 normalisation happen on the host over
+ * the downloaded hidden states, exactly as the CPU encoder does them.
  *
  * Thread-safety: as rb__forward: one caller per model at a time (the public API's
  * model lock).
@@ -44,14 +46,15 @@ struct cuda_wt {
 struct cuda_layer {
     struct cuda_wt wq, wk, wv, wo, gate, up, down;
     float *bq, *bk, *bv, *bo, *b_up, *b_down, *attn_norm, *ffn_norm, *q_norm, *k_norm;
+    float *attn_norm_b, *ffn_norm_b; /* bert */
     uint16_t *k_pages, *v_pages; /* (n_pages, PAGE, n_head_kv * head_dim) fp16 */
 };
 
 struct cuda_model {
     const struct rb_cuda_api *api;
     struct rb_cuda_ctx *ctx;
-    struct cuda_wt tok_embd, output;
-    float *out_norm;
+    struct cuda_wt tok_embd, output, pos_embd, type_embd;
+    float *out_norm, *embd_norm, *embd_norm_b;
     float *rope_freqs; /* (rope_dim/2) or NULL */
     struct cuda_layer *layers;
     int n_layer;
@@ -121,7 +124,8 @@ static void cuda_free_model(struct cuda_model *cm)
     if (!cm)
         return;
     const struct rb_cuda_api *api = cm->api;
-    void *bufs[] = {cm->tok_embd.d, cm->output.d, cm->out_norm, cm->rope_freqs, cm->x, cm->h, cm->q, cm->k,
+    void *bufs[] = {cm->tok_embd.d, cm->output.d, cm->pos_embd.d, cm->type_embd.d,
+                    cm->embd_norm, cm->embd_norm_b, cm->out_norm, cm->rope_freqs, cm->x, cm->h, cm->q, cm->k,
                     cm->v, cm->att, cm->tmp, cm->f1, cm->f2, cm->logits, cm->tokens, cm->pos,
                     cm->slots, cm->page_table, cm->n_keys};
     for (size_t i = 0; i < RB_ARRAY_LEN(bufs); i++)
@@ -130,7 +134,8 @@ static void cuda_free_model(struct cuda_model *cm)
         struct cuda_layer *L = &cm->layers[il];
         void *lb[] = {L->wq.d, L->wk.d, L->wv.d, L->wo.d, L->gate.d, L->up.d, L->down.d,
                       L->bq, L->bk, L->bv, L->bo, L->b_up, L->b_down, L->attn_norm,
-                      L->ffn_norm, L->q_norm, L->k_norm, L->k_pages, L->v_pages};
+                      L->ffn_norm, L->q_norm, L->k_norm, L->attn_norm_b, L->ffn_norm_b,
+                      L->k_pages, L->v_pages};
         for (size_t i = 0; i < RB_ARRAY_LEN(lb); i++)
             api->free(cm->ctx, lb[i]);
     }
@@ -196,7 +201,7 @@ static enum rb_status cuda_init(struct rb__model *m)
     const struct rb_cuda_api *api = rb__cuda_backend(&n_dev, &why);
     if (!api || n_dev == 0)
         return RB_ERR_UNSUPPORTED;
-    if (m->arch == RB_ARCH_BERT || m->head_dim > 256)
+    if (m->head_dim > 256)
         return RB_ERR_UNSUPPORTED; /* stays on the CPU (see the file comment) */
     struct cuda_model *cm = calloc(1, sizeof *cm);
     if (!cm)
@@ -220,6 +225,14 @@ static enum rb_status cuda_init(struct rb__model *m)
         st = up_vec(cm, m->out_norm, E, &cm->out_norm);
     if (st == RB_OK)
         st = up_vec(cm, m->rope_freqs, m->rope_dim / 2, &cm->rope_freqs);
+    if (st == RB_OK)
+        st = up_wt(cm, &m->pos_embd, &cm->pos_embd);
+    if (st == RB_OK)
+        st = up_wt(cm, &m->type_embd, &cm->type_embd);
+    if (st == RB_OK)
+        st = up_vec(cm, m->embd_norm, E, &cm->embd_norm);
+    if (st == RB_OK)
+        st = up_vec(cm, m->embd_norm_b, E, &cm->embd_norm_b);
     for (int il = 0; st == RB_OK && il < m->n_layer; il++) {
         const struct rb_layer *L = &m->layers[il];
         struct cuda_layer *C = &cm->layers[il];
@@ -247,6 +260,10 @@ static enum rb_status cuda_init(struct rb__model *m)
             st = up_vec(cm, L->q_norm, m->head_dim, &C->q_norm);
         if (st == RB_OK)
             st = up_vec(cm, L->k_norm, m->head_dim, &C->k_norm);
+        if (st == RB_OK)
+            st = up_vec(cm, L->attn_norm_b, E, &C->attn_norm_b);
+        if (st == RB_OK)
+            st = up_vec(cm, L->ffn_norm_b, E, &C->ffn_norm_b);
     }
     /* KV page pool from what is left */
     if (st == RB_OK) {
@@ -497,6 +514,124 @@ static enum rb_status cuda_forward(struct rb__model *m, const struct rb__batch *
     return st;
 }
 
+/* ------------------------------------------------------------------ encoder */
+
+static enum rb_status cuda_encode(struct rb__model *m, const int32_t *tokens, int n, float *out)
+{
+    struct cuda_model *cm = m->backend_state;
+    const struct rb_cuda_api *api = cm->api;
+    if (m->arch != RB_ARCH_BERT || n <= 0)
+        return RB_ERR_INVALID;
+    if (n > m->n_ctx_train)
+        return RB_ERR_CONTEXT_FULL;
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->n_vocab)
+            return RB_ERR_INVALID;
+    TRY(reserve(m, cm, n));
+    /* temporary pages for this sequence's keys and values */
+    struct rb__kv *kvb;
+    TRY(cuda_kv_create(m, n, &kvb));
+    struct cuda_kv *kv = (struct cuda_kv *)kvb;
+    const int E = m->n_embd, H = m->n_head, hd = m->head_dim, KV = m->n_head_kv * hd;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
+    float *hidden = malloc(sizeof(float) * (size_t)n * E);
+    enum rb_status st = ids && hidden ? RB_OK : RB_ERR_NOMEM;
+    for (int t = 0; st == RB_OK && t < n; t++) {
+        ids[t] = t; /* positions */
+        cm->h_slots[t] = kv->pages[t / RB_CUDA_PAGE_TOKENS] * RB_CUDA_PAGE_TOKENS +
+                         t % RB_CUDA_PAGE_TOKENS;
+        cm->h_keys[t] = n; /* bidirectional: every key is visible */
+        int32_t *row = cm->h_table + (size_t)t * cm->max_seq_pages;
+        for (int p = 0; p < cm->max_seq_pages; p++)
+            row[p] = p < kv->n_pages ? kv->pages[p] : 0;
+    }
+    int rc = st == RB_OK ? api->upload(cm->ctx, cm->tokens, tokens, sizeof(int32_t) * n) : 0;
+    if (!rc && st == RB_OK)
+        rc = api->upload(cm->ctx, cm->pos, ids, sizeof(int32_t) * n);
+    if (!rc && st == RB_OK)
+        rc = api->upload(cm->ctx, cm->slots, cm->h_slots, sizeof(int32_t) * n);
+    if (!rc && st == RB_OK)
+        rc = api->upload(cm->ctx, cm->n_keys, cm->h_keys, sizeof(int32_t) * n);
+    if (!rc && st == RB_OK)
+        rc = api->upload(cm->ctx, cm->page_table, cm->h_table,
+                         sizeof(int32_t) * (size_t)n * cm->max_seq_pages);
+    if (rc)
+        st = (enum rb_status)rc;
+#define ENC(call)                                                                                  \
+    do {                                                                                           \
+        if (st == RB_OK) {                                                                         \
+            int rb_e_ = (call);                                                                    \
+            if (rb_e_)                                                                             \
+                st = (enum rb_status)rb_e_;                                                        \
+        }                                                                                          \
+    } while (0)
+#define ENC_MM(w, x, y, b)                                                                         \
+    do {                                                                                           \
+        if (st == RB_OK)                                                                           \
+            st = mm(cm, (w), (x), n, (y), (b));                                                    \
+    } while (0)
+    /* embeddings: token + absolute position (+ token type 0), then LayerNorm */
+    ENC(api->get_rows(cm->ctx, cm->tok_embd.type, cm->tok_embd.d, E, cm->tokens, n, cm->x));
+    ENC(api->get_rows(cm->ctx, cm->pos_embd.type, cm->pos_embd.d, E, cm->pos, n, cm->tmp));
+    ENC(api->add(cm->ctx, cm->x, cm->tmp, (int64_t)n * E));
+    if (cm->type_embd.d) {
+        for (int t = 0; st == RB_OK && t < n; t++)
+            ids[t] = 0;
+        ENC(api->upload(cm->ctx, cm->pos, ids, sizeof(int32_t) * n));
+        ENC(api->get_rows(cm->ctx, cm->type_embd.type, cm->type_embd.d, E, cm->pos, n, cm->tmp));
+        ENC(api->add(cm->ctx, cm->x, cm->tmp, (int64_t)n * E));
+    }
+    ENC(api->layernorm(cm->ctx, cm->x, cm->embd_norm, cm->embd_norm_b, cm->x, n, E, m->eps));
+    for (int il = 0; st == RB_OK && il < m->n_layer; il++) {
+        const struct cuda_layer *L = &cm->layers[il];
+        ENC_MM(&L->wq, cm->x, cm->q, L->bq);
+        ENC_MM(&L->wk, cm->x, cm->k, L->bk);
+        ENC_MM(&L->wv, cm->x, cm->v, L->bv);
+        ENC(api->kv_store(cm->ctx, L->k_pages, L->v_pages, cm->k, cm->v, cm->slots, n, KV));
+        struct rb_cuda_attn_args a = {cm->q,          cm->att,    L->k_pages,
+                                      L->v_pages,     cm->page_table, cm->n_keys,
+                                      n,              H,          m->n_head_kv,
+                                      hd,             cm->max_seq_pages, 1.0f / sqrtf((float)hd)};
+        ENC(api->attention(cm->ctx, &a));
+        ENC_MM(&L->wo, cm->att, cm->tmp, L->bo);
+        ENC(api->add(cm->ctx, cm->x, cm->tmp, (int64_t)n * E));
+        ENC(api->layernorm(cm->ctx, cm->x, L->attn_norm, L->attn_norm_b, cm->x, n, E, m->eps));
+        ENC_MM(&L->up, cm->x, cm->f1, L->b_up);
+        ENC(api->gelu(cm->ctx, cm->f1, (int64_t)n * m->n_ff));
+        ENC_MM(&L->down, cm->f1, cm->tmp, L->b_down);
+        ENC(api->add(cm->ctx, cm->x, cm->tmp, (int64_t)n * E));
+        ENC(api->layernorm(cm->ctx, cm->x, L->ffn_norm, L->ffn_norm_b, cm->x, n, E, m->eps));
+    }
+    ENC(api->download(cm->ctx, hidden, cm->x, sizeof(float) * (size_t)n * E));
+#undef ENC
+#undef ENC_MM
+    if (st == RB_OK) {
+        /* pooling and L2 normalisation, as rb__encode */
+        memset(out, 0, sizeof(float) * (size_t)E);
+        if (m->pooling == RB_POOL_MEAN) {
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < E; i++)
+                    out[i] += hidden[(size_t)t * E + i] / (float)n;
+        } else if (m->pooling == RB_POOL_LAST) {
+            memcpy(out, hidden + (size_t)(n - 1) * E, sizeof(float) * (size_t)E);
+        } else {
+            memcpy(out, hidden, sizeof(float) * (size_t)E);
+        }
+        double ss = 0;
+        for (int i = 0; i < E; i++)
+            ss += (double)out[i] * out[i];
+        const float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int i = 0; i < E; i++)
+            out[i] *= inv;
+    } else {
+        RB_WARN("engine", "cuda encode: %s", api->last_error(cm->ctx));
+    }
+    cuda_kv_free(kvb);
+    free(ids);
+    free(hidden);
+    return st;
+}
+
 static void cuda_matmul(struct rb__model *m, const struct rb_wt *w, const float *act, int n_tok,
                         float *out)
 {
@@ -511,7 +646,7 @@ static const struct rb_backend_i cuda_backend = {
     .kv_create = cuda_kv_create,
     .kv_free = cuda_kv_free,
     .forward = cuda_forward,
-    .encode = rb__encode,
+    .encode = cuda_encode,
     .matmul = cuda_matmul,
 };
 

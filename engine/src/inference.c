@@ -93,7 +93,7 @@ enum rb_status rb_engine_model_open(const char *path, const struct rb_engine_mod
     const char *gpu_mode = getenv("RAGBOX_GPU");
     bool gpu_off = gpu_mode && strcmp(gpu_mode, "off") == 0;
     bool gpu_require = gpu_mode && strcmp(gpu_mode, "require") == 0;
-    if (!gpu_off && em->m->arch != RB_ARCH_BERT) {
+    if (!gpu_off) {
         int n_dev = 0;
         const char *why = NULL;
         const struct rb_backend_i *gpu = rb__backend_cuda();

@@ -23,13 +23,35 @@ static void check_model(const char *path)
     REQUIRE(rb_gguf_open(path, &g, &err) == RB_OK);
     struct rb__model *m;
     REQUIRE(rb__model_load(g, 2, &m, &err) == RB_OK);
-    if (m->arch == RB_ARCH_BERT) {
-        rb__model_free(m);
-        rb_gguf_close(g);
-        return;
-    }
     const struct rb_backend_i *cpu = rb__backend_cpu(), *gpu = rb__backend_cuda();
     enum rb_status st = gpu->init(m);
+    if (st == RB_OK && m->arch == RB_ARCH_BERT) {
+        /* encoder: pooled, normalised embeddings; the reference criterion is cosine >= 0.999 */
+        int lens[] = {1, 7, 40, 130};
+        for (size_t li = 0; li < RB_ARRAY_LEN(lens); li++) {
+            int n = lens[li];
+            int32_t *t = malloc(sizeof(int32_t) * n);
+            for (int i = 0; i < n; i++)
+                t[i] = (int32_t)((i * 997 + 101) % m->n_vocab);
+            float *ec = malloc(sizeof(float) * m->n_embd), *eg = malloc(sizeof(float) * m->n_embd);
+            CHECK(cpu->encode(m, t, n, ec) == RB_OK);
+            CHECK(gpu->encode(m, t, n, eg) == RB_OK);
+            double dot = 0;
+            for (int i = 0; i < m->n_embd; i++)
+                dot += (double)ec[i] * eg[i];
+            CHECK_MSG(dot >= 0.999, "%s encode of %d tokens: cosine %.6f", rb_path_basename(path),
+                      n, dot);
+            fprintf(stderr, "%-28s encode n=%-3d cosine %.6f\n", rb_path_basename(path), n, dot);
+            free(t);
+            free(ec);
+            free(eg);
+        }
+        gpu->release(m);
+        rb__model_free(m);
+        rb_gguf_close(g);
+        models_checked++;
+        return;
+    }
     CHECK_MSG(st == RB_OK, "%s: init %s", path, rb_status_str(st));
     if (st != RB_OK) {
         rb__model_free(m);
@@ -235,7 +257,7 @@ int main(void)
     }
     closedir(d);
     check_model(check_shared("models/real/stories260K.gguf"));
-    CHECK(models_checked >= 10);
+    CHECK(models_checked >= 13); /* 10 decoders + stories260K + 2 BERT */
     check_public_api();
     check_admission();
     return check_finish();

@@ -45,15 +45,28 @@ static void check_logits(const char *path)
     REQUIRE(rb_gguf_open(path, &g, &err) == RB_OK);
     struct rb__model *m;
     REQUIRE(rb__model_load(g, 2, &m, &err) == RB_OK);
-    if (m->arch == RB_ARCH_BERT) {
-        rb__model_free(m);
-        rb_gguf_close(g);
-        return;
-    }
     const struct rb_backend_i *cpu = rb__backend_cpu(), *gpu = rb__backend_cuda();
     enum rb_status st = gpu->init(m);
     CHECK_MSG(st == RB_OK, "%s: cuda init: %s", path, rb_status_str(st));
     if (st != RB_OK) {
+        rb__model_free(m);
+        rb_gguf_close(g);
+        return;
+    }
+    if (m->arch == RB_ARCH_BERT) { /* embeddings: cosine >= 0.999 as the reference criterion */
+        int32_t t[64];
+        for (int i = 0; i < 64; i++)
+            t[i] = (int32_t)((i * 997 + 101) % m->n_vocab);
+        float *ec = malloc(sizeof(float) * m->n_embd), *eg = malloc(sizeof(float) * m->n_embd);
+        CHECK(cpu->encode(m, t, 64, ec) == RB_OK);
+        CHECK(gpu->encode(m, t, 64, eg) == RB_OK);
+        double dot = 0;
+        for (int i = 0; i < m->n_embd; i++)
+            dot += (double)ec[i] * eg[i];
+        CHECK_MSG(dot >= 0.999, "%s: encode cosine %.6f", rb_path_basename(path), dot);
+        free(ec);
+        free(eg);
+        gpu->release(m);
         rb__model_free(m);
         rb_gguf_close(g);
         return;
