@@ -18,6 +18,10 @@ RB_CLI_DECLARE(rb_cmd_index_stats)
 RB_CLI_DECLARE(rb_cmd_index_verify)
 RB_CLI_DECLARE(rb_cmd_index_rebuild)
 RB_CLI_DECLARE(rb_cmd_search)
+/* ingest (cli/cmd-ingest.c) */
+RB_CLI_DECLARE(rb_cmd_ingest)
+RB_CLI_DECLARE(rb_cmd_ingest_status)
+RB_CLI_DECLARE(rb_cmd_ingestd)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -30,6 +34,10 @@ static const struct rb_cli_command commands[] = {
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
     {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
     {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+    /* ingest (cli/cmd-ingest.c) */
+    {"ingest", "parse, chunk and index files and folders into a collection", rb_cmd_ingest},
+    {"ingest status", "ingest queue, failures and throughput", rb_cmd_ingest_status},
+    {"ingestd", "the ingest daemon: keep collections in step with watched folders", rb_cmd_ingestd},
 };
 
 int rb_cli_fail(const char *fmt, ...)
