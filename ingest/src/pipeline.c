@@ -229,6 +229,18 @@ static bool skipped_name(const char *name)
            fnmatch("*~", name, 0) == 0 || fnmatch("*.crdownload", name, 0) == 0;
 }
 
+static bool job_exists(struct rb_ingest *ing, const char *collection, const char *path)
+{
+    sqlite3_stmt *s = prep(ing, "SELECT 1 FROM ingest_jobs WHERE collection=? AND path=?");
+    if (!s)
+        return false;
+    sqlite3_bind_text(s, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return found;
+}
+
 static enum rb_status add_job(struct rb_ingest *ing, const char *collection, const char *path,
                               int64_t due_us)
 {
@@ -331,7 +343,8 @@ static enum rb_status queue_missing(struct walk *w, const char *prefix)
                     (src[plen] != '/' && src[plen] != '\0' && prefix[plen - 1] != '/'))
                     continue;
                 struct stat sb;
-                if (lstat(src, &sb) != 0 && add_job(ing, w->collection, src, w->now) == RB_OK)
+                if (lstat(src, &sb) != 0 && !job_exists(ing, w->collection, src) &&
+                    add_job(ing, w->collection, src, w->now) == RB_OK)
                     w->queued++;
             }
             rb_index_document_list_free(docs, n);
@@ -359,7 +372,8 @@ static enum rb_status queue_missing(struct walk *w, const char *prefix)
     }
     sqlite3_finalize(s);
     for (size_t i = 0; i < n_gone; i++) {
-        if (gone[i] && add_job(ing, w->collection, gone[i], w->now) == RB_OK)
+        if (gone[i] && !job_exists(ing, w->collection, gone[i]) &&
+            add_job(ing, w->collection, gone[i], w->now) == RB_OK)
             w->queued++;
         free(gone[i]);
     }
