@@ -22,6 +22,9 @@ RB_CLI_DECLARE(rb_cmd_search)
 RB_CLI_DECLARE(rb_cmd_ingest)
 RB_CLI_DECLARE(rb_cmd_ingest_status)
 RB_CLI_DECLARE(rb_cmd_ingestd)
+/* engine (engine-gguf) */
+RB_CLI_DECLARE(rb_cmd_tokenize)
+RB_CLI_DECLARE(rb_cmd_model_info)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -38,12 +41,6 @@ static const struct rb_cli_command commands[] = {
     {"ingest", "parse, chunk and index files and folders into a collection", rb_cmd_ingest},
     {"ingest status", "ingest queue, failures and throughput", rb_cmd_ingest_status},
     {"ingestd", "the ingest daemon: keep collections in step with watched folders", rb_cmd_ingestd},
-/* engine (engine-gguf) */
-RB_CLI_DECLARE(rb_cmd_tokenize)
-RB_CLI_DECLARE(rb_cmd_model_info)
-
-static const struct rb_cli_command commands[] = {
-    {"version", "print the version", rb_cmd_version},
     /* engine (engine-gguf) */
     {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
     {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",

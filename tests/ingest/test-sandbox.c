@@ -29,8 +29,8 @@ static char *make_bomb(size_t size, size_t *len)
 static void test_zip_bomb(void)
 {
     size_t len = 0;
-    char *bomb = make_bomb((size_t)64 << 20, &len);
-    CHECK(len < (1 << 20)); /* 64 MiB compresses to well under 1 MiB */
+    char *bomb = make_bomb((size_t)24 << 20, &len);
+    CHECK(len < (1 << 20)); /* 24 MiB compresses to well under 1 MiB */
     struct rb_ingest_doc *d = NULL;
     struct rb_errmsg e = {{0}};
     int64_t t0 = rb_time_mono_ns();
@@ -38,7 +38,7 @@ static void test_zip_bomb(void)
     CHECK_EQ_INT(st, RB_ERR_TOO_LARGE);
     CHECK(strstr(e.text, "zip bomb") != NULL);
     CHECK(d == NULL);
-    /* refused up front: far faster than inflating 64 MiB would allow for */
+    /* refused up front, without inflating */
     CHECK((rb_time_mono_ns() - t0) < 2000000000LL);
     /* a tighter total limit applies regardless of the ratio */
     struct rb_ingest_limits lim;
@@ -52,10 +52,10 @@ static void test_zip_bomb(void)
 
 static void test_timeout(void)
 {
-    /* OCR of a scanned Chinese page takes seconds: a 1 s deadline kills it. */
+    /* OCR of a scanned Chinese page takes seconds: a 0.5 s deadline kills it. */
     struct rb_ingest_limits lim;
     rb_ingest_limits_default(&lim);
-    lim.timeout_ms = 1000;
+    lim.timeout_ms = 500;
     struct rb_ingest_doc *d = NULL;
     struct rb_errmsg e = {{0}};
     int64_t t0 = rb_time_mono_ns();
@@ -63,7 +63,7 @@ static void test_timeout(void)
         rb_ingest_parse_file(check_shared("docs/pdf-zh/zh-briefing-1-scanned.pdf"), &lim, &d, &e);
     double s = (double)(rb_time_mono_ns() - t0) / 1e9;
     CHECK_EQ_INT(st, RB_ERR_TIMEOUT);
-    CHECK(s < 3.0);
+    CHECK(s < 2.5);
     CHECK(strstr(e.text, "longer than") != NULL);
     CHECK(d == NULL);
 }
