@@ -25,6 +25,11 @@ RB_CLI_DECLARE(rb_cmd_ingestd)
 /* engine (engine-gguf) */
 RB_CLI_DECLARE(rb_cmd_tokenize)
 RB_CLI_DECLARE(rb_cmd_model_info)
+/* engine (engine-compute) */
+RB_CLI_DECLARE(rb_cmd_generate)
+RB_CLI_DECLARE(rb_cmd_embed)
+RB_CLI_DECLARE(rb_cmd_bench)
+RB_CLI_DECLARE(rb_cmd_model_quantize)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -45,6 +50,12 @@ static const struct rb_cli_command commands[] = {
     {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
     {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
      rb_cmd_model_info},
+    /* engine (engine-compute) */
+    {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
+    {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
+    {"bench", "measure prompt processing and generation speed (llama-bench style)",
+     rb_cmd_bench},
+    {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
 };
 
 int rb_cli_fail(const char *fmt, ...)
