@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ragbox/engine.h"
 #include "ragbox/index.h"
 #include "ragbox/ingest.h"
 
@@ -16,20 +17,41 @@ static void reset_getopt(void)
     opterr = 1;
 }
 
+/* The embedding model of [ingest] embedding_model (a GGUF path), opened once
+ * per command; NULL = keyword-only indexing. */
+static struct rb_engine_model *model;
+static struct rb_ingest_embedder embedder;
+
 static int open_all(struct rb_cli *cli, struct rb_index **idx, struct rb_ingest **ing)
 {
     struct rb_errmsg err = {{0}};
+    const char *mpath = rb_config_str(cli->config, "ingest", "embedding_model", NULL);
+    if (mpath && *mpath && !model) {
+        if (rb_engine_model_open(mpath, NULL, &model, &err) != RB_OK)
+            return rb_cli_fail("cannot load the embedding model %s: %s", mpath, err.text);
+        if (rb_ingest_embedder_from_engine(model, &embedder, &err) != RB_OK) {
+            rb_engine_model_close(model);
+            model = NULL;
+            return rb_cli_fail("%s: %s", mpath, err.text);
+        }
+    }
     struct rb_index_options o = {.data_dir = cli->data_dir, .config = cli->config};
     *idx = NULL;
     *ing = NULL;
-    if (rb_index_open(&o, idx, &err) != RB_OK)
+    if (rb_index_open(&o, idx, &err) != RB_OK) {
+        rb_engine_model_close(model);
+        model = NULL;
         return rb_cli_fail("cannot open the index in %s: %s", cli->data_dir, err.text);
-    /* Vectors come from the engine's embedding model once it is wired in;
-     * until then documents are indexed for keyword search. */
-    struct rb_ingest_options io = {.index = *idx, .config = cli->config};
+    }
+    /* Vectors come from the engine's embedding model when one is configured;
+     * without it documents are indexed for keyword search only. */
+    struct rb_ingest_options io = {.index = *idx, .config = cli->config,
+                                   .embedder = model ? &embedder : NULL};
     if (rb_ingest_open(&io, ing, &err) != RB_OK) {
         rb_index_close(*idx);
         *idx = NULL;
+        rb_engine_model_close(model);
+        model = NULL;
         return rb_cli_fail("%s", err.text);
     }
     return RB_EXIT_OK;
@@ -219,6 +241,8 @@ int rb_cmd_ingest(struct rb_cli *cli, int argc, char **argv)
     free(roots);
     rb_ingest_close(ing);
     rb_index_close(idx);
+    rb_engine_model_close(model);
+    model = NULL;
     return failures ? RB_EXIT_FAIL : RB_EXIT_OK;
 }
 
@@ -310,6 +334,8 @@ int rb_cmd_ingest_status(struct rb_cli *cli, int argc, char **argv)
     free(failures);
     rb_ingest_close(ing);
     rb_index_close(idx);
+    rb_engine_model_close(model);
+    model = NULL;
     return rc;
 }
 
@@ -336,6 +362,8 @@ int rb_cmd_ingestd(struct rb_cli *cli, int argc, char **argv)
                "  watch = DIR:COLLECTION, DIR2:COLLECTION2   folders to watch\n"
                "  rescan_s = 300             seconds between full rescans\n"
                "  max_attempts = 5           failures before a file is quarantined\n"
+               "  embedding_model = PATH     GGUF embedding model (vectors; chunk budgets in\n"
+               "                             its tokens); without it: keyword search only\n"
                "  chunk_tokens = 384, chunk_overlap = 48    (per collection: [ingest.NAME])\n"
                "  max_file_mb, max_text_mb, max_unzipped_mb, max_pages, timeout_s,\n"
                "  memory_mb, ocr = true, ocr_dpi = 200, ocr_languages = eng+chi_sim\n");
@@ -357,5 +385,7 @@ int rb_cmd_ingestd(struct rb_cli *cli, int argc, char **argv)
         rc = rb_cli_fail("ingestd: %s", rb_ingest_errmsg(ing));
     rb_ingest_close(ing);
     rb_index_close(idx);
+    rb_engine_model_close(model);
+    model = NULL;
     return rc;
 }

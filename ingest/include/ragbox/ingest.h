@@ -236,6 +236,15 @@ struct rb_ingest_embedder {
     size_t (*count_tokens)(void *ctx, const char *text, size_t len);
 };
 
+struct rb_engine_model;
+/* Fills *out with an embedder backed by an engine embedding model (borrowed,
+ * must outlive the embedder): vectors from rb_engine_embed, token counts from
+ * the model's own tokenizer (so chunk budgets are in the model's tokens).
+ * RB_ERR_INVALID when the model is not an embedding model. */
+RB_NODISCARD enum rb_status rb_ingest_embedder_from_engine(struct rb_engine_model *model,
+                                                           struct rb_ingest_embedder *out,
+                                                           struct rb_errmsg *err);
+
 /* =============================================================== pipeline */
 
 struct rb_index;
