@@ -104,6 +104,7 @@ struct unit {
     enum unit_kind kind;
     size_t tokens;
     struct rb_ingest_span header; /* U_ROW: its table's header row ({0,0} if none) */
+    int level;                    /* U_HEADING: heading level */
     char *section;                /* borrowed from the sections array */
 };
 
@@ -458,7 +459,7 @@ enum rb_status rb_ingest_chunk(const struct rb_ingest_doc *doc,
             sections[n_sections] = section_path(doc, &hs);
             bd.section = sections[n_sections++];
             struct unit u = {.start = b->byte_start, .end = b->byte_end, .block = i,
-                             .kind = U_HEADING, .section = bd.section};
+                             .kind = U_HEADING, .section = bd.section, .level = lvl};
             u.tokens = count(&bd, u.start, u.end);
             if (u.tokens > (size_t)o.max_tokens / 2) { /* a "heading" that is really prose */
                 u.kind = U_TEXT;
@@ -505,10 +506,15 @@ enum rb_status rb_ingest_chunk(const struct rb_ingest_doc *doc,
     struct out oc = {.c = out};
     size_t first = 0, tokens = 0;
     bool open = false, has_body = false;
+    int open_level = 0; /* level of the open chunk's last heading, 0 = none */
     for (size_t i = 0; i < bd.us.n && st == RB_OK; i++) {
         struct unit *u = &bd.us.u[i];
         if (u->kind == U_HEADING) {
-            if (open && has_body) {
+            /* A short introduction directly above a subsection stays with it
+             * (its section path, the child's, includes the parent). */
+            bool merge = open && has_body && open_level && u->level > open_level &&
+                         tokens < (size_t)o.min_tokens;
+            if (open && has_body && !merge) {
                 st = make_chunk(&bd, &oc, first, i - 1);
                 open = false;
             }
@@ -519,6 +525,7 @@ enum rb_status rb_ingest_chunk(const struct rb_ingest_doc *doc,
                 has_body = false;
             }
             tokens += u->tokens;
+            open_level = u->level;
             continue;
         }
         if (open && has_body && tokens + u->tokens > (size_t)o.max_tokens) {
@@ -549,6 +556,7 @@ enum rb_status rb_ingest_chunk(const struct rb_ingest_doc *doc,
             first = i;
             tokens = 0;
             open = true;
+            open_level = 0;
             if (u->kind == U_ROW && u->header.end > u->header.start)
                 tokens += count(&bd, u->header.start, u->header.end);
         }

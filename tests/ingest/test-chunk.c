@@ -57,6 +57,7 @@ static void test_sections_sentences(void)
     rb_ingest_chunk_options_default(&o);
     o.max_tokens = 32;
     o.overlap_tokens = 10;
+    o.min_tokens = 0; /* every section on its own (merging is tested below) */
     struct rb_ingest_chunks c;
     struct rb_errmsg e = {{0}};
     REQUIRE(rb_ingest_chunk(d, &o, &c, &e) == RB_OK);
@@ -90,6 +91,37 @@ static void test_sections_sentences(void)
     REQUIRE(rb_ingest_chunk(d, &o, &c, &e) == RB_OK);
     for (size_t i = 1; i < c.n; i++)
         CHECK(c.items[i].byte_start >= c.items[i - 1].byte_end);
+    rb_ingest_chunks_free(&c);
+    rb_ingest_doc_free(d);
+}
+
+static void test_short_intro_merges(void)
+{
+    const char *md = "# Policy\n\nScope below.\n\n## 1 Access\n\nStaff must badge in at every "
+                     "door. Visitors are escorted at all times.\n\n# Annex\n\nA long annex body "
+                     "that is certainly longer than the minimum token count set for this test.\n\n"
+                     "## A.1 Forms\n\nForm 12 applies.\n";
+    struct rb_ingest_doc *d = parse_mem(md, "policy.md");
+    if (!d)
+        return;
+    struct rb_ingest_chunk_options o;
+    rb_ingest_chunk_options_default(&o);
+    o.max_tokens = 64;
+    o.min_tokens = 8;
+    struct rb_ingest_chunks c;
+    struct rb_errmsg e = {{0}};
+    REQUIRE(rb_ingest_chunk(d, &o, &c, &e) == RB_OK);
+    check_invariants(d, &c);
+    /* "Scope below." (3 tokens) joins its subsection; the annex body does not */
+    CHECK_STR(section_of(&c, "Scope below."), "Policy > 1 Access");
+    CHECK(section_of(&c, "Staff must badge") && strstr(section_of(&c, "Staff must badge"), "1 Access"));
+    CHECK_STR(section_of(&c, "A long annex body"), "Annex");
+    CHECK_STR(section_of(&c, "Form 12 applies."), "Annex > A.1 Forms");
+    rb_ingest_chunks_free(&c);
+    /* min_tokens 0: the intro is a chunk of its own */
+    o.min_tokens = 0;
+    REQUIRE(rb_ingest_chunk(d, &o, &c, &e) == RB_OK);
+    CHECK_STR(section_of(&c, "Scope below."), "Policy");
     rb_ingest_chunks_free(&c);
     rb_ingest_doc_free(d);
 }
@@ -256,6 +288,7 @@ static void test_config(void)
 int main(void)
 {
     test_sections_sentences();
+    test_short_intro_merges();
     test_cjk();
     test_table_header();
     test_pdf_pages();

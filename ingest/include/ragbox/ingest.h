@@ -185,7 +185,8 @@ struct rb_ingest_chunk_options {
     int max_tokens;     /* budget per chunk (default 384) */
     int overlap_tokens; /* tokens of preceding sentences repeated at the start of the
                          * next chunk of the same section (default 48) */
-    int min_tokens;     /* a section shorter than this is merged with the next one (24) */
+    int min_tokens;     /* a section body shorter than this (e.g. a one-line intro) stays
+                         * in one chunk with the subsection that follows it (24) */
     rb_ingest_count_fn count; /* NULL = rb_ingest_estimate_tokens */
     void *count_ctx;
 };
@@ -214,7 +215,8 @@ struct rb_ingest_chunks {
 void rb_ingest_chunks_free(struct rb_ingest_chunks *c); /* frees contents */
 
 /* Cuts doc into chunks: a chunk never spans two sections (a heading starts a
- * new chunk), never cuts inside a sentence unless one sentence alone exceeds
+ * new chunk; only headings with nothing under them, or a parent section's
+ * body shorter than min_tokens, join the subsection below), never cuts inside a sentence unless one sentence alone exceeds
  * the budget (then at a word or character boundary), and keeps table rows
  * with their header row. English sentence ends (. ! ? followed by space and
  * not an abbreviation/decimal) and CJK ends (。！？；) are recognised. */
