@@ -205,11 +205,77 @@ static void test_daemon(void)
     free(before), free(after), free(csv), free(data), free(dir), free(conf);
 }
 
+/* Runs a command, returning its exit status and stdout (caller frees). */
+static int run(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p != NULL);
+    struct rb_buf b;
+    rb_buf_init(&b, 0);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        REQUIRE(rb_buf_append(&b, buf, n) == RB_OK);
+    int st = pclose(p);
+    REQUIRE(rb_buf_append(&b, "", 0) == RB_OK);
+    *out = rb_buf_steal(&b);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void)
+{
+    const char *root = check_tmpdir("cli");
+    char *data = rb_path_join(root, "data"), *good = rb_path_join(root, "good");
+    char *bad = rb_path_join(root, "bad");
+    REQUIRE(rb_fs_mkdirs(good, 0755) == RB_OK && rb_fs_mkdirs(bad, 0755) == RB_OK);
+    copy_shared("docs/md/README.md", good, "readme.md");
+    copy_shared("docs/csv/semicolon-delimited.csv", good, "t.csv");
+    copy_shared("docs/pdf/encrypted/aes-256.pdf", bad, "locked.pdf");
+    copy_shared("docs/txt/eng_spa.txt", bad, "ok.txt");
+    const char *bin = getenv("RAGBOX_BIN");
+    char cmd[8192], *out = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s' ingest --collection c --json '%s' 2>/dev/null", bin,
+             data, good);
+    CHECK_EQ_INT(run(cmd, &out), 0);
+    cJSON *j = cJSON_Parse(out);
+    CHECK(j && rb_json_num(j, "added", -1) == 2 && rb_json_bool(j, "ok", false));
+    CHECK(j && rb_json_num(j, "chunks", 0) >= 2);
+    cJSON_Delete(j);
+    free(out);
+    /* again: unchanged */
+    CHECK_EQ_INT(run(cmd, &out), 0);
+    j = cJSON_Parse(out);
+    CHECK(j && rb_json_num(j, "unchanged", -1) == 2);
+    cJSON_Delete(j);
+    free(out);
+    /* one bad file: exit status 1, the good one still indexed, the reason reported */
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s' ingest --collection c --json '%s' 2>/dev/null", bin,
+             data, bad);
+    CHECK_EQ_INT(run(cmd, &out), 1);
+    j = cJSON_Parse(out);
+    CHECK(j && rb_json_num(j, "added", -1) == 1 && !rb_json_bool(j, "ok", true));
+    CHECK(strstr(out, "locked.pdf") && strstr(out, "encrypted"));
+    cJSON_Delete(j);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s' ingest status --json", bin, data);
+    CHECK_EQ_INT(run(cmd, &out), 0);
+    j = cJSON_Parse(out);
+    CHECK(j && rb_json_num(j, "files", 0) == 4 && rb_json_num(j, "quarantined", 0) == 1);
+    cJSON_Delete(j);
+    free(out);
+    /* usage errors */
+    snprintf(cmd, sizeof cmd, "'%s' --data '%s' ingest '%s' 2>/dev/null", bin, data, good);
+    CHECK_EQ_INT(run(cmd, &out), 2);
+    free(out);
+    free(data), free(good), free(bad);
+}
+
 int main(void)
 {
     if (!getenv("RAGBOX_BIN"))
         CHECK_SKIP("RAGBOX_BIN not set");
     test_library();
+    test_cli();
     test_daemon();
     return check_finish();
 }
