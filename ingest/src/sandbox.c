@@ -176,7 +176,7 @@ enum rb_status rb_ingest_doc_deserialize(const void *data, size_t len, struct rb
     if (ok == 0) {
         int32_t st = get_i32(&r);
         char *msg = get_str(&r, NULL);
-        if (r.bad || st >= 0 || !rb_status_name((enum rb_status)st)) {
+        if (r.bad || st >= 0 || !strcmp(rb_status_name((enum rb_status)st), "unknown")) {
             free(msg);
             return corrupt(NULL, err, "bad error record");
         }
