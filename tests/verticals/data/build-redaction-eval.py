@@ -36,6 +36,8 @@ EMAIL = re.compile(r"(?<![A-Za-z0-9._%+=-])[A-Za-z0-9._%+=-]+@[A-Za-z0-9-]+(?:\.
 US_PHONE = re.compile(r"(?<![\d-])(?:\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4})(?![\d-])")
 CN_DOB_AFTER = re.compile(r"(?:19|20)\d{2}年(?:农历)?\d{1,2}月(?:\d{1,2}日)?(?=出生)")
 CN_DOB_BEFORE = re.compile(r"(?<=出生于)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日")
+CN_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+CN_LANDLINE = re.compile(r"(?<![0-9A-Za-z])0\d{2,3}-[2-9]\d{6,7}(?![0-9A-Za-z])")
 CN_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 def luhn(d):
@@ -60,6 +62,10 @@ def labels_for(text):
     for rx in (CN_DOB_AFTER, CN_DOB_BEFORE):
         for m in rx.finditer(text):
             out.append({"type": "DOB", "text": m.group(0)})
+    for m in CN_MOBILE.finditer(text):
+        out.append({"type": "PHONE", "text": m.group(0)})
+    for m in CN_LANDLINE.finditer(text):
+        out.append({"type": "PHONE", "text": m.group(0)})
     for m in CN_ID.finditer(text):
         if cn_id_ok(m.group(0)):
             out.append({"type": "CN_ID", "text": m.group(0)})
@@ -110,6 +116,28 @@ for name in sorted(os.listdir(cd), key=lambda n: int(re.sub(r"\D", "", n) or 0))
                 add(f"eval/cail2019-zh/docs/{name}", sent, labels_for(sent))
                 picked += 1
     if picked > 120:
+        break
+
+# 4b. every sentence of the judgments with an 18-character number (IDs, case
+# numbers, bank cards) or a phone number: rare, so scan all documents
+for name in sorted(os.listdir(cd), key=lambda n: int(re.sub(r"\D", "", n) or 0)):
+    text = open(os.path.join(cd, name), encoding="utf-8", errors="replace").read()
+    for sent in re.split(r"(?<=[。；])", text):
+        if re.search(r"(?<![0-9])(\d{17}[\dXx]|1[3-9]\d{9})(?![0-9])", sent) and len(sent) < 300:
+            add(f"eval/cail2019-zh/docs/{name}", sent, labels_for(sent))
+
+# 4c. news (crud-zh): sentences with 18-character numbers or mobile numbers
+nd = os.path.join(shared, "eval/crud-zh/docs")
+found = 0
+for name in sorted(os.listdir(nd)):
+    text = open(os.path.join(nd, name), encoding="utf-8", errors="replace").read()
+    if not re.search(r"\d{17}[\dXx]|1[3-9]\d{9}|\d{3,4}-\d{7,8}", text):
+        continue
+    for sent in re.split(r"(?<=[。；！？\n])", text):
+        if re.search(r"(?<![0-9])(\d{17}[\dXx]|1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9])", sent) and len(sent) < 300:
+            add(f"eval/crud-zh/docs/{name}", sent, labels_for(sent))
+            found += 1
+    if found > 60:
         break
 
 # 5. Chinese medical dialogues and news: ages, doses, phone numbers, figures
