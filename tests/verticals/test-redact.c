@@ -299,10 +299,12 @@ static void test_hostile(void)
     struct rb_errmsg err = {{0}};
     struct rb_redact_span *spans = NULL;
     size_t n = 0;
-    CHECK(rb_redact_find(all_rules, "bad \xff utf8", 10, &spans, &n, &err) == RB_ERR_ENCODING);
+    const char *bad = "bad \xff utf8";
+    CHECK(rb_redact_find(all_rules, bad, strlen(bad), &spans, &n, &err) == RB_ERR_ENCODING);
     CHECK(spans == NULL && n == 0);
     /* the audit hook sanitises instead of failing */
-    char *h = rb_redact_audit_hook(all_rules, "x\xff 4111 1111 1111 1111", 24);
+    const char *dirty = "x\xff 4111 1111 1111 1111";
+    char *h = rb_redact_audit_hook(all_rules, dirty, strlen(dirty));
     CHECK(h && strstr(h, "[REDACTED:CARD]") && !strstr(h, "4111"));
     free(h);
     /* empty input, and a long run of digits (no catastrophic backtracking) */
