@@ -28,6 +28,12 @@ struct rb_audit {
     uint64_t appended;     /* records appended by this handle since its last checkpoint */
     pthread_mutex_t mutex;
     struct rb_errmsg err;
+    /* The head as this handle last wrote or verified it, and the identity of
+     * head.json then: while the file is unchanged (same inode, size, mtime)
+     * the signature need not be checked again. */
+    bool cached;
+    struct rb__audit_head cache;
+    struct stat cache_st;
 };
 
 #define DEFAULT_CHECKPOINT_EVERY 1000
@@ -153,8 +159,28 @@ static enum rb_status replace_file(const char *path, const char *data, size_t le
     return st;
 }
 
+static bool same_file(const struct stat *x, const struct stat *y)
+{
+    return x->st_ino == y->st_ino && x->st_dev == y->st_dev && x->st_size == y->st_size &&
+           x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
+static void remember_head(struct rb_audit *a, const struct rb__audit_head *h)
+{
+    a->cached = stat(a->head_path, &a->cache_st) == 0;
+    if (a->cached)
+        a->cache = *h;
+}
+
 static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bool *exists)
 {
+    struct stat sb;
+    if (a->cached && stat(a->head_path, &sb) == 0 && same_file(&sb, &a->cache_st)) {
+        *h = a->cache;
+        *exists = true;
+        return RB_OK;
+    }
+    a->cached = false;
     char *text = NULL;
     size_t len = 0;
     enum rb_status st = rb_fs_read_file(a->head_path, 1 << 16, &text, &len);
@@ -183,6 +209,7 @@ static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bo
                              "the signature of %s does not verify with %s: the audit head was "
                              "altered or signed by another key; run 'ragbox audit verify'",
                              a->head_path, a->key_path);
+    remember_head(a, h);
     return RB_OK;
 }
 
@@ -205,10 +232,12 @@ static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
                              (unsigned long long)h->cp_seq, h->cp_hash, h->key_id, h->sig);
     if (!text)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+    a->cached = false;
     st = replace_file(a->head_path, text, strlen(text), a->opt.sync);
     free(text);
     if (st != RB_OK)
         return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
+    remember_head(a, h);
     return RB_OK;
 }
 
