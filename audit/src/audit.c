@@ -649,15 +649,30 @@ static enum rb_status build_body(struct rb_audit *a, const struct rb_audit_event
     return RB_OK;
 }
 
+/* Copies s for a syslog line: control characters (log injection) become
+ * '?', and long values are cut. */
+static const char *syslog_safe(const char *s, char *buf, size_t size)
+{
+    if (!s)
+        return "-";
+    size_t n = 0;
+    for (; s[n] && n + 1 < size; n++)
+        buf[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
+    buf[n] = '\0';
+    return buf;
+}
+
 static void log_syslog(const struct rb_audit_event *ev, uint64_t seq)
 {
     /* LOG_AUTHPRIV: the facility for security/authorization messages. The
      * summary carries no query or answer text. */
+    char user[128], client[64], collection[128], outcome[32];
     syslog(LOG_AUTHPRIV | LOG_INFO,
            "ragbox-audit seq=%llu action=%s user=%s client=%s collection=%s outcome=%s",
-           (unsigned long long)seq, rb_audit_action_name(ev->action), ev->user ? ev->user : "-",
-           ev->client ? ev->client : "-", ev->collection ? ev->collection : "-",
-           ev->outcome ? ev->outcome : "-");
+           (unsigned long long)seq, rb_audit_action_name(ev->action),
+           syslog_safe(ev->user, user, sizeof user), syslog_safe(ev->client, client, sizeof client),
+           syslog_safe(ev->collection, collection, sizeof collection),
+           syslog_safe(ev->outcome, outcome, sizeof outcome));
 }
 
 static bool valid_event_string(const char *s)
