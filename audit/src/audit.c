@@ -366,11 +366,67 @@ static enum rb_status reconcile(struct rb_audit *a, struct rb__audit_head *h)
 }
 
 /* Appends a signed checkpoint for the head's last record. Lock held. */
+/* The seq and SHA-256 of the last line of checkpoints.jsonl (0 and zeros
+ * when none): the next checkpoint chains to what is really in the file, even
+ * when a crash kept the head from recording the last one. */
+static enum rb_status last_checkpoint(struct rb_audit *a, uint64_t *seq, char hash[RB_SHA256_HEX_LEN + 1])
+{
+    *seq = 0;
+    rb_strlcpy(hash, RB_AUDIT_ZERO_HASH, RB_SHA256_HEX_LEN + 1);
+    char *data = NULL;
+    size_t len = 0;
+    enum rb_status st = rb_fs_read_file(a->cp_path, (size_t)1 << 30, &data, &len);
+    if (st == RB_ERR_NOT_FOUND)
+        return RB_OK;
+    if (st != RB_OK)
+        return rb_errmsg_set(&a->err, st, "cannot read %s", a->cp_path);
+    size_t end = len;
+    while (end > 0 && data[end - 1] == '\n')
+        end--;
+    if (end < len && end > 0) {
+        size_t start = end;
+        while (start > 0 && data[start - 1] != '\n')
+            start--;
+        cJSON *cp = NULL;
+        struct rb_errmsg jerr;
+        if (rb_json_parse(data + start, end - start, 4, &cp, &jerr) == RB_OK) {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(cp, "seq");
+            if (cJSON_IsNumber(s) && s->valuedouble >= 1)
+                *seq = (uint64_t)s->valuedouble;
+        }
+        cJSON_Delete(cp);
+        uint8_t d[RB_SHA256_LEN];
+        if ((st = rb_sha256(data + start, end - start, d)) == RB_OK)
+            rb_hex_encode(d, RB_SHA256_LEN, hash);
+    } else if (len > 0) {
+        st = rb_errmsg_set(&a->err, RB_ERR_CORRUPT, "%s ends in a torn line", a->cp_path);
+    }
+    free(data);
+    return st;
+}
+
 static enum rb_status checkpoint_locked(struct rb_audit *a, struct rb__audit_head *h,
                                         const char *reason)
 {
     if (h->seq == 0 || h->cp_seq == h->seq)
         return RB_OK;
+    uint64_t file_cp_seq;
+    char file_cp_hash[RB_SHA256_HEX_LEN + 1];
+    enum rb_status lst = last_checkpoint(a, &file_cp_seq, file_cp_hash);
+    if (lst != RB_OK)
+        return lst;
+    if (file_cp_seq != h->cp_seq || strcmp(file_cp_hash, h->cp_hash) != 0) {
+        if (file_cp_seq < h->cp_seq)
+            return rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
+                                 "%s lacks the checkpoint at seq %llu that the head names; run "
+                                 "'ragbox audit verify'",
+                                 a->cp_path, (unsigned long long)h->cp_seq);
+        /* A checkpoint written just before a crash, not yet in the head. */
+        h->cp_seq = file_cp_seq;
+        rb_strlcpy(h->cp_hash, file_cp_hash, sizeof h->cp_hash);
+        if (h->cp_seq == h->seq)
+            return write_head(a, h);
+    }
     char when[40];
     rb_time_format_utc(rb_time_now_us(), when, sizeof when);
     size_t mlen;
@@ -719,10 +775,11 @@ static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *s
             h.file_start_us = now;
             if ((st = open_log(a, h.file, true)) != RB_OK)
                 return st;
-            struct stat sb;
-            if (fstat(a->log_fd, &sb) == 0 && sb.st_size != 0)
-                return rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
-                                     "rotation target %s already holds data", h.file);
+            /* A crash right after an earlier rotation may have left records
+             * in the new file that the head does not cover yet: adopt them
+             * (reconcile checks they continue the chain). */
+            if ((st = reconcile(a, &h)) != RB_OK)
+                return st;
             RB_INFO("audit", "rotated to %s", h.file);
         }
     }
