@@ -452,6 +452,32 @@ static void test_rotation_crash(void)
     CHECK_EQ_INT(r.records, before + 2);
 }
 
+/* Rotation by age: a file older than rotate_seconds is closed at the next append. */
+static void test_rotation_time(void)
+{
+    const char *base = check_tmpdir("rotate-time");
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/audit", base);
+    struct rb_audit_options o;
+    rb_audit_options_default(&o);
+    o.dir = dir;
+    o.sync = false;
+    o.syslog = false;
+    o.rotate_seconds = 1;
+    struct rb_audit *a = NULL;
+    struct rb_errmsg err = {{0}};
+    REQUIRE(rb_audit_open(&o, &a, &err) == RB_OK);
+    append_query(a, "alice", "first file");
+    append_query(a, "alice", "first file");
+    CHECK_EQ_INT(count_logs(base), 1);
+    usleep(1100 * 1000);
+    append_query(a, "alice", "second file");
+    CHECK_EQ_INT(count_logs(base), 2);
+    rb_audit_close(a);
+    struct rb_audit_verify_report r = verify_at(base);
+    CHECK(r.ok && r.records == 3 && r.files == 2);
+}
+
 struct thread_arg {
     struct rb_audit *a;
     int id;
@@ -708,6 +734,8 @@ int main(int argc, char **argv)
         test_rotation();
         test_rotation_crash();
     }
+    if (all || strcmp(part, "rotate-time") == 0)
+        test_rotation_time();
     if (all || strcmp(part, "concurrency") == 0)
         test_concurrency();
     if (all || strcmp(part, "export") == 0) {
