@@ -28,12 +28,14 @@ struct rb_audit {
     uint64_t appended;     /* records appended by this handle since its last checkpoint */
     pthread_mutex_t mutex;
     struct rb_errmsg err;
-    /* The head as this handle last wrote or verified it, and the identity of
-     * head.json then: while the file is unchanged (same inode, size, mtime)
-     * the signature need not be checked again. */
+    /* The head as this handle last wrote or verified it, with its exact
+     * bytes: while head.json holds the same bytes its signature need not be
+     * checked again (inode/mtime are not enough: inodes are reused and
+     * mtimes are coarse, and other processes rewrite the head). */
     bool cached;
     struct rb__audit_head cache;
-    struct stat cache_st;
+    char *cache_text;
+    size_t cache_len;
 };
 
 #define DEFAULT_CHECKPOINT_EVERY 1000
@@ -159,31 +161,28 @@ static enum rb_status replace_file(const char *path, const char *data, size_t le
     return st;
 }
 
-static bool same_file(const struct stat *x, const struct stat *y)
+static void remember_head(struct rb_audit *a, const struct rb__audit_head *h, char *text,
+                          size_t len)
 {
-    return x->st_ino == y->st_ino && x->st_dev == y->st_dev && x->st_size == y->st_size &&
-           x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
-}
-
-static void remember_head(struct rb_audit *a, const struct rb__audit_head *h)
-{
-    a->cached = stat(a->head_path, &a->cache_st) == 0;
+    free(a->cache_text);
+    a->cache_text = text; /* takes ownership */
+    a->cache_len = len;
+    a->cached = text != NULL;
     if (a->cached)
         a->cache = *h;
 }
 
 static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bool *exists)
 {
-    struct stat sb;
-    if (a->cached && stat(a->head_path, &sb) == 0 && same_file(&sb, &a->cache_st)) {
+    char *text = NULL;
+    size_t len = 0;
+    enum rb_status st = rb_fs_read_file(a->head_path, 1 << 16, &text, &len);
+    if (st == RB_OK && a->cached && len == a->cache_len && memcmp(text, a->cache_text, len) == 0) {
+        free(text);
         *h = a->cache;
         *exists = true;
         return RB_OK;
     }
-    a->cached = false;
-    char *text = NULL;
-    size_t len = 0;
-    enum rb_status st = rb_fs_read_file(a->head_path, 1 << 16, &text, &len);
     if (st == RB_ERR_NOT_FOUND) {
         *exists = false;
         memset(h, 0, sizeof *h);
@@ -195,21 +194,24 @@ static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bo
         return rb_errmsg_set(&a->err, st, "cannot read %s", a->head_path);
     *exists = true;
     st = rb__audit_head_parse(text, len, h, &a->err);
-    free(text);
-    if (st != RB_OK)
+    if (st != RB_OK) {
+        free(text);
         return st;
+    }
     size_t mlen;
     char *msg = rb__audit_head_message(h, &mlen);
     if (!msg)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
     bool ok = rb__audit_sig_ok(a->key, msg, mlen, h->sig);
     free(msg);
-    if (!ok)
+    if (!ok) {
+        free(text);
         return rb_errmsg_set(&a->err, RB_ERR_VERIFY,
                              "the signature of %s does not verify with %s: the audit head was "
                              "altered or signed by another key; run 'ragbox audit verify'",
                              a->head_path, a->key_path);
-    remember_head(a, h);
+    }
+    remember_head(a, h, text, len);
     return RB_OK;
 }
 
@@ -232,12 +234,14 @@ static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
                              (unsigned long long)h->cp_seq, h->cp_hash, h->key_id, h->sig);
     if (!text)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
-    a->cached = false;
-    st = replace_file(a->head_path, text, strlen(text), a->opt.sync);
-    free(text);
-    if (st != RB_OK)
+    remember_head(a, h, NULL, 0);
+    size_t len = strlen(text);
+    st = replace_file(a->head_path, text, len, a->opt.sync);
+    if (st != RB_OK) {
+        free(text);
         return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
-    remember_head(a, h);
+    }
+    remember_head(a, h, text, len);
     return RB_OK;
 }
 
@@ -600,6 +604,7 @@ void rb_audit_close(struct rb_audit *a)
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     EVP_PKEY_free(a->key);
+    free(a->cache_text);
     pthread_mutex_destroy(&a->mutex);
     free(a->dir);
     free(a->key_path);
