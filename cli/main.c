@@ -9,9 +9,35 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* web */
+RB_CLI_DECLARE(rb_cmd_serve)
+RB_CLI_DECLARE(rb_cmd_user_add)
+RB_CLI_DECLARE(rb_cmd_user_list)
+RB_CLI_DECLARE(rb_cmd_user_del)
+RB_CLI_DECLARE(rb_cmd_user_set)
+RB_CLI_DECLARE(rb_cmd_group_add)
+RB_CLI_DECLARE(rb_cmd_group_del)
+RB_CLI_DECLARE(rb_cmd_group_member)
+RB_CLI_DECLARE(rb_cmd_group_list)
+RB_CLI_DECLARE(rb_cmd_apikey_create)
+RB_CLI_DECLARE(rb_cmd_apikey_list)
+RB_CLI_DECLARE(rb_cmd_apikey_revoke)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* web: server, users, groups, API keys */
+    {"serve", "run the web server (UI, JSON API, OpenAI-compatible API)", rb_cmd_serve},
+    {"user add", "create a web user", rb_cmd_user_add},
+    {"user list", "list web users", rb_cmd_user_list},
+    {"user del", "delete a web user", rb_cmd_user_del},
+    {"user set", "change a user's role, password or state", rb_cmd_user_set},
+    {"group add", "create a group", rb_cmd_group_add},
+    {"group del", "delete a group", rb_cmd_group_del},
+    {"group member", "add or remove a group member", rb_cmd_group_member},
+    {"group list", "list groups", rb_cmd_group_list},
+    {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
+    {"apikey list", "list API keys", rb_cmd_apikey_list},
+    {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -1,0 +1,1 @@
+// ragbox UI
