@@ -9,6 +9,15 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* index (cli/cmd-index.c) */
+RB_CLI_DECLARE(rb_cmd_collection_create)
+RB_CLI_DECLARE(rb_cmd_collection_list)
+RB_CLI_DECLARE(rb_cmd_collection_delete)
+RB_CLI_DECLARE(rb_cmd_index_add)
+RB_CLI_DECLARE(rb_cmd_index_stats)
+RB_CLI_DECLARE(rb_cmd_index_verify)
+RB_CLI_DECLARE(rb_cmd_index_rebuild)
+RB_CLI_DECLARE(rb_cmd_search)
 /* web */
 RB_CLI_DECLARE(rb_cmd_serve)
 RB_CLI_DECLARE(rb_cmd_user_add)
@@ -25,6 +34,15 @@ RB_CLI_DECLARE(rb_cmd_apikey_revoke)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* index (cli/cmd-index.c) */
+    {"collection create", "create a collection", rb_cmd_collection_create},
+    {"collection list", "list collections with their counts", rb_cmd_collection_list},
+    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
+    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
+    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
+    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
+    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
+    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
     /* web: server, users, groups, API keys */
     {"serve", "run the web server (UI, JSON API, OpenAI-compatible API)", rb_cmd_serve},
     {"user add", "create a web user", rb_cmd_user_add},
