@@ -7,6 +7,7 @@
 #include "web-impl.h"
 
 enum rb_status rb__web_metrics_core(struct rb_web *web, struct rb_buf *b);
+enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
 
 /* ============================================================ helpers */
 
@@ -61,6 +62,10 @@ static enum MHD_Result h_metrics(struct web_request *req)
     struct rb_buf b;
     rb_buf_init(&b, 4 << 20);
     enum rb_status st = rb__web_metrics_core(req->web, &b);
+#ifdef RB_WEB_HAVE_INDEX
+    if (st == RB_OK)
+        st = rb__web_metrics_index(req->web, &b);
+#endif
     if (st != RB_OK) {
         rb_buf_free(&b);
         return rb__web_status(req, st, "metrics");
@@ -122,8 +127,7 @@ static enum MHD_Result h_login(struct web_request *req)
         }
         MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
         MHD_add_response_header(r, "Retry-After", ra);
-        MHD_add_response_header(r, "Cache-Control", "no-store");
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        rb__web_headers(req, r, true);
         req->status = 429;
         ret = MHD_queue_response(req->conn, 429, r);
         MHD_destroy_response(r);
@@ -171,8 +175,7 @@ static enum MHD_Result h_login(struct web_request *req)
     }
     MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
     MHD_add_response_header(r, "Set-Cookie", cookie);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    rb__web_headers(req, r, true);
     req->status = 200;
     ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
@@ -194,7 +197,7 @@ static enum MHD_Result h_logout(struct web_request *req)
                             req->web->tls
                                 ? "rb_session=; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"
                                 : "rb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    rb__web_headers(req, r, true);
     req->status = 200;
     enum MHD_Result ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
@@ -586,8 +589,7 @@ static enum MHD_Result h_history_export(struct web_request *req)
     }
     MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
     MHD_add_response_header(r, "Content-Disposition", "attachment; filename=\"history.json\"");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    rb__web_headers(req, r, true);
     req->status = 200;
     ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
@@ -632,6 +634,17 @@ static enum MHD_Result h_history_delete_one(struct web_request *req)
 
 static enum rb_status grant_collection_id(struct web_request *req, const cJSON *body, int64_t *id)
 {
+#ifdef RB_WEB_HAVE_INDEX
+    const char *name = rb_json_str(body, "collection");
+    if (name) {
+        struct rb_index_collection *c = NULL;
+        if (rb_index_collection_get(req->web->index, name, &c) != RB_OK)
+            return RB_ERR_NOT_FOUND;
+        *id = c->id;
+        rb_index_collection_free(c);
+        return RB_OK;
+    }
+#endif
     double v = rb_json_num(body, "collection_id", 0);
     if (v >= 1 && v <= 9007199254740992.0) {
         *id = (int64_t)v;
@@ -639,6 +652,465 @@ static enum rb_status grant_collection_id(struct web_request *req, const cJSON *
     }
     return RB_ERR_INVALID;
 }
+
+#ifdef RB_WEB_HAVE_INDEX
+
+/* Every "not allowed" below answers exactly like "does not exist" (404 with
+ * the same text), so a caller learns nothing about collections, documents or
+ * passages it may not read. */
+#define NO_COLLECTION "no such collection"
+#define NO_DOCUMENT "no such document"
+#define NO_PASSAGE "no such passage"
+
+static bool can(struct web_request *req, int64_t collection_id, bool write)
+{
+    return rb_web_auth_can(req->web->auth, req->caller.user.id, collection_id, write);
+}
+
+static enum MHD_Result denied_as_missing(struct web_request *req, const char *what,
+                                         const char *msg)
+{
+    rb__web_audit(req, what, NULL, "denied");
+    return rb__web_error(req, 404, "not_found", "%s", msg);
+}
+
+static cJSON *collection_json(struct web_request *req, const struct rb_index_collection *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)c->id);
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddNumberToObject(o, "documents", (double)c->documents);
+    cJSON_AddNumberToObject(o, "chunks", (double)c->chunks);
+    cJSON_AddNumberToObject(o, "vectors", (double)c->vectors);
+    cJSON_AddStringToObject(o, "index_type", c->index_type ? c->index_type : "none");
+    cJSON_AddNumberToObject(o, "created_us", (double)c->created_us);
+    cJSON_AddBoolToObject(o, "can_write", can(req, c->id, true));
+    cJSON *pol = c->policy_json ? cJSON_Parse(c->policy_json) : NULL;
+    cJSON_AddItemToObject(o, "policy", pol ? pol : cJSON_CreateObject());
+    return o;
+}
+
+/* Looks the collection up and checks access; on failure has replied. */
+static struct rb_index_collection *collection_for(struct web_request *req, const char *name,
+                                                  bool write, enum MHD_Result *ret)
+{
+    struct rb_index_collection *c = NULL;
+    enum rb_status st = rb_index_collection_get(req->web->index, name, &c);
+    if (st == RB_ERR_NOT_FOUND || st == RB_ERR_INVALID) {
+        *ret = rb__web_error(req, 404, "not_found", NO_COLLECTION);
+        return NULL;
+    }
+    if (st != RB_OK) {
+        *ret = rb__web_status(req, st, rb_index_errmsg(req->web->index));
+        return NULL;
+    }
+    if (!can(req, c->id, false)) {
+        rb_index_collection_free(c);
+        *ret = denied_as_missing(req, "collection.access", NO_COLLECTION);
+        return NULL;
+    }
+    if (write && !can(req, c->id, true)) {
+        rb_index_collection_free(c);
+        rb__web_audit(req, "collection.write", name, "denied");
+        *ret = rb__web_error(req, 403, "forbidden", "you may not change this collection");
+        return NULL;
+    }
+    return c;
+}
+
+static enum MHD_Result h_collections_list(struct web_request *req)
+{
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    enum rb_status st = rb_index_collection_list(req->web->index, &list, &n);
+    if (st != RB_OK)
+        return rb__web_status(req, st, rb_index_errmsg(req->web->index));
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        if (can(req, list[i].id, false))
+            cJSON_AddItemToArray(arr, collection_json(req, &list[i]));
+    rb_index_collection_list_free(list, n);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "collections", arr);
+    return rb__web_json(req, 200, o);
+}
+
+static enum MHD_Result h_collections_create(struct web_request *req)
+{
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *name = rb_json_str(body, "name");
+    cJSON *policy = cJSON_GetObjectItemCaseSensitive(body, "policy");
+    if (!name || (policy && !cJSON_IsObject(policy))) {
+        cJSON_Delete(body);
+        return rb__web_error(req, 400, "invalid", "name (string) required; policy must be an object");
+    }
+    char *policy_text = policy ? cJSON_PrintUnformatted(policy) : NULL;
+    struct rb_index_collection_options co = {.policy_json = policy_text};
+    int64_t id = 0;
+    enum rb_status st = rb_index_collection_create(req->web->index, name, &co, &id);
+    free(policy_text);
+    if (st != RB_OK) {
+        cJSON_Delete(body);
+        if (st == RB_ERR_EXISTS)
+            return rb__web_error(req, 409, "exists", "a collection with this name exists");
+        return rb__web_status(req, st, st == RB_ERR_INVALID
+                                           ? "collection names are 1..64 characters of "
+                                             "A-Z a-z 0-9 . _ -, starting with a letter or digit"
+                                           : NULL);
+    }
+    rb__web_audit(req, "collection.create", name, "ok");
+    cJSON_Delete(body);
+    struct rb_index_collection *c = NULL;
+    if (rb_index_collection_get_by_id(req->web->index, id, &c) != RB_OK)
+        return rb__web_status(req, RB_ERR_INTERNAL, rb_index_errmsg(req->web->index));
+    cJSON *o = collection_json(req, c);
+    rb_index_collection_free(c);
+    return rb__web_json(req, 201, o);
+}
+
+static enum MHD_Result h_collections_delete(struct web_request *req)
+{
+    struct rb_index_collection *c = NULL;
+    if (rb_index_collection_get(req->web->index, req->params[0], &c) != RB_OK)
+        return rb__web_error(req, 404, "not_found", NO_COLLECTION);
+    int64_t id = c->id;
+    rb_index_collection_free(c);
+    enum rb_status st = rb_index_collection_delete(req->web->index, id);
+    if (st != RB_OK)
+        return rb__web_status(req, st, rb_index_errmsg(req->web->index));
+    if (rb_web_grant_drop_collection(req->web->auth, id) != RB_OK)
+        RB_WARN("web", "grants of deleted collection %lld not dropped: %s", (long long)id,
+                rb_web_auth_errmsg(req->web->auth));
+    rb__web_audit(req, "collection.delete", req->params[0], "ok");
+    return rb__web_json(req, 200, cJSON_CreateObject());
+}
+
+static enum MHD_Result h_policy_get(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_collection *c = collection_for(req, req->params[0], false, &ret);
+    if (!c)
+        return ret;
+    cJSON *pol = c->policy_json ? cJSON_Parse(c->policy_json) : NULL;
+    rb_index_collection_free(c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "policy", pol ? pol : cJSON_CreateObject());
+    return rb__web_json(req, 200, o);
+}
+
+static enum MHD_Result h_policy_put(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_collection *c = NULL;
+    if (rb_index_collection_get(req->web->index, req->params[0], &c) != RB_OK)
+        return rb__web_error(req, 404, "not_found", NO_COLLECTION);
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body) {
+        rb_index_collection_free(c);
+        return ret;
+    }
+    cJSON *pol = cJSON_GetObjectItemCaseSensitive(body, "policy");
+    char *text = cJSON_IsObject(pol) ? cJSON_PrintUnformatted(pol) : NULL;
+    enum rb_status st =
+        text ? rb_index_collection_set_policy(req->web->index, c->id, text) : RB_ERR_INVALID;
+    free(text);
+    rb_index_collection_free(c);
+    cJSON_Delete(body);
+    if (st != RB_OK)
+        return rb__web_status(req, st, "policy must be a JSON object");
+    rb__web_audit(req, "collection.policy", req->params[0], "ok");
+    return rb__web_json(req, 200, cJSON_CreateObject());
+}
+
+static cJSON *document_json(const struct rb_index_document *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)d->id);
+    cJSON_AddNumberToObject(o, "collection_id", (double)d->collection_id);
+    cJSON_AddStringToObject(o, "source", d->source ? d->source : "");
+    if (d->title)
+        cJSON_AddStringToObject(o, "title", d->title);
+    if (d->mime)
+        cJSON_AddStringToObject(o, "mime", d->mime);
+    if (d->language)
+        cJSON_AddStringToObject(o, "language", d->language);
+    if (d->sha256)
+        cJSON_AddStringToObject(o, "sha256", d->sha256);
+    cJSON_AddNumberToObject(o, "size", (double)d->size);
+    cJSON_AddStringToObject(o, "state", rb_index_doc_state_name(d->state));
+    if (d->error)
+        cJSON_AddStringToObject(o, "error", d->error);
+    cJSON_AddNumberToObject(o, "chunks", (double)d->chunk_count);
+    cJSON_AddNumberToObject(o, "created_us", (double)d->created_us);
+    cJSON_AddNumberToObject(o, "updated_us", (double)d->updated_us);
+    return o;
+}
+
+static enum MHD_Result h_documents_list(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_collection *c = collection_for(req, req->params[0], false, &ret);
+    if (!c)
+        return ret;
+    int64_t offset = 0, limit = 100;
+    const char *o_text = rb__web_query(req, "offset"), *l_text = rb__web_query(req, "limit");
+    if ((o_text && (rb_parse_i64(o_text, &offset) != RB_OK || offset < 0)) ||
+        (l_text && (rb_parse_i64(l_text, &limit) != RB_OK || limit < 1 || limit > 10000))) {
+        rb_index_collection_free(c);
+        return rb__web_error(req, 400, "invalid", "offset >= 0 and limit 1..10000");
+    }
+    struct rb_index_document **docs = NULL;
+    size_t n = 0;
+    enum rb_status st = rb_index_document_list(req->web->index, c->id, offset, limit, &docs, &n);
+    rb_index_collection_free(c);
+    if (st != RB_OK)
+        return rb__web_status(req, st, rb_index_errmsg(req->web->index));
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, document_json(docs[i]));
+    rb_index_document_list_free(docs, n);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "documents", arr);
+    return rb__web_json(req, 200, o);
+}
+
+/* Loads a document the caller may read (write); on failure has replied. */
+static struct rb_index_document *document_for(struct web_request *req, bool write,
+                                              enum MHD_Result *ret)
+{
+    int64_t id;
+    struct rb_index_document *d = NULL;
+    if (!parse_id(req->params[0], &id) ||
+        rb_index_document_get(req->web->index, id, &d) != RB_OK) {
+        *ret = rb__web_error(req, 404, "not_found", NO_DOCUMENT);
+        return NULL;
+    }
+    if (!can(req, d->collection_id, false)) {
+        rb_index_document_free(d);
+        *ret = denied_as_missing(req, "document.access", NO_DOCUMENT);
+        return NULL;
+    }
+    if (write && !can(req, d->collection_id, true)) {
+        rb_index_document_free(d);
+        rb__web_audit(req, "document.write", req->params[0], "denied");
+        *ret = rb__web_error(req, 403, "forbidden", "you may not change this collection");
+        return NULL;
+    }
+    return d;
+}
+
+static enum MHD_Result h_document_get(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_document *d = document_for(req, false, &ret);
+    if (!d)
+        return ret;
+    cJSON *o = document_json(d);
+    rb_index_document_free(d);
+    return rb__web_json(req, 200, o);
+}
+
+static enum MHD_Result h_document_delete(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_document *d = document_for(req, true, &ret);
+    if (!d)
+        return ret;
+    enum rb_status st = rb_index_document_delete(req->web->index, d->id);
+    rb_index_document_free(d);
+    if (st != RB_OK)
+        return rb__web_status(req, st, rb_index_errmsg(req->web->index));
+    rb__web_audit(req, "document.delete", req->params[0], "ok");
+    return rb__web_json(req, 200, cJSON_CreateObject());
+}
+
+static enum MHD_Result h_chunk_get(struct web_request *req)
+{
+    int64_t id;
+    struct rb_index_chunk *ch = NULL;
+    if (!parse_id(req->params[0], &id) || rb_index_chunk_get(req->web->index, id, &ch) != RB_OK)
+        return rb__web_error(req, 404, "not_found", NO_PASSAGE);
+    if (!can(req, ch->collection_id, false)) {
+        rb_index_chunk_free(ch);
+        return denied_as_missing(req, "passage.access", NO_PASSAGE);
+    }
+    struct rb_index_document *d = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)ch->id);
+    cJSON_AddNumberToObject(o, "document_id", (double)ch->document_id);
+    cJSON_AddNumberToObject(o, "ordinal", ch->ordinal);
+    cJSON_AddStringToObject(o, "text", ch->text ? ch->text : "");
+    cJSON_AddNumberToObject(o, "page_start", ch->page_start);
+    cJSON_AddNumberToObject(o, "page_end", ch->page_end);
+    if (ch->section)
+        cJSON_AddStringToObject(o, "section", ch->section);
+    if (rb_index_document_get(req->web->index, ch->document_id, &d) == RB_OK) {
+        cJSON_AddItemToObject(o, "document", document_json(d));
+        rb_index_document_free(d);
+    }
+    rb_index_chunk_free(ch);
+    return rb__web_json(req, 200, o);
+}
+
+/* The retrieval ACL: the set of collections this search may touch. */
+struct search_acl {
+    struct rb_web_auth *auth;
+    int64_t user_id;
+    const int64_t *ids;
+    size_t n;
+};
+
+static bool search_allow(void *ctx, int64_t collection_id, int64_t document_id)
+{
+    (void)document_id;
+    const struct search_acl *acl = ctx;
+    bool listed = false;
+    for (size_t i = 0; i < acl->n && !listed; i++)
+        listed = acl->ids[i] == collection_id;
+    /* Re-check against the store: a grant revoked mid-request stops at once. */
+    return listed && rb_web_auth_can(acl->auth, acl->user_id, collection_id, false);
+}
+
+static enum MHD_Result h_search(struct web_request *req)
+{
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *text = rb_json_str(body, "query");
+    const char *mode_text = rb_json_str(body, "mode");
+    double k = rb_json_num(body, "k", 10);
+    cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
+    enum rb_index_mode mode = RB_INDEX_MODE_KEYWORD;
+    if (!text || !*text || strlen(text) > 4096 || k < 1 || k > 100 ||
+        (names && !cJSON_IsArray(names)) ||
+        (mode_text && (rb_index_mode_parse(mode_text, &mode) != RB_OK ||
+                       mode == RB_INDEX_MODE_VECTOR || mode == RB_INDEX_MODE_HYBRID))) {
+        cJSON_Delete(body);
+        return rb__web_error(req, 400, "invalid",
+                             "query (1..4096 bytes), k 1..100, collections [names], mode "
+                             "keyword|auto");
+    }
+    /* Resolve the collections: named ones must be readable (else "no such
+     * collection"), none named = every readable one. */
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    enum rb_status st = rb_index_collection_list(req->web->index, &list, &n);
+    if (st != RB_OK) {
+        cJSON_Delete(body);
+        return rb__web_status(req, st, rb_index_errmsg(req->web->index));
+    }
+    int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
+    size_t n_ids = 0;
+    bool missing = false;
+    if (names && cJSON_GetArraySize(names) > 0) {
+        const cJSON *nm;
+        cJSON_ArrayForEach(nm, names)
+        {
+            bool found = false;
+            for (size_t i = 0; i < n && cJSON_IsString(nm); i++) {
+                if (strcmp(list[i].name, nm->valuestring) == 0 && can(req, list[i].id, false)) {
+                    bool dup = false;
+                    for (size_t j = 0; j < n_ids; j++)
+                        dup |= ids[j] == list[i].id;
+                    if (!dup && ids)
+                        ids[n_ids++] = list[i].id;
+                    found = true;
+                }
+            }
+            missing |= !found;
+        }
+    } else {
+        for (size_t i = 0; i < n && ids; i++)
+            if (can(req, list[i].id, false))
+                ids[n_ids++] = list[i].id;
+    }
+    rb_index_collection_list_free(list, n);
+    if (missing || !ids) {
+        free(ids);
+        cJSON_Delete(body);
+        if (missing)
+            return denied_as_missing(req, "search.collection", NO_COLLECTION);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *hits = cJSON_AddArrayToObject(o, "hits");
+    if (n_ids > 0) {
+        struct search_acl acl = {req->web->auth, req->caller.user.id, ids, n_ids};
+        struct rb_index_query q = {.text = text,
+                                   .mode = mode,
+                                   .k = (int)k,
+                                   .collection_ids = ids,
+                                   .n_collections = n_ids,
+                                   .allow = search_allow,
+                                   .allow_ctx = &acl};
+        struct rb_index_results res = {0};
+        st = rb_index_search(req->web->index, &q, &res);
+        if (st != RB_OK) {
+            free(ids);
+            cJSON_Delete(body);
+            cJSON_Delete(o);
+            return rb__web_status(req, st, "the search failed");
+        }
+        for (size_t i = 0; i < res.n; i++) {
+            const struct rb_index_hit *h = &res.hits[i];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "chunk_id", (double)h->chunk_id);
+            cJSON_AddNumberToObject(x, "document_id", (double)h->document_id);
+            cJSON_AddNumberToObject(x, "collection_id", (double)h->collection_id);
+            cJSON_AddStringToObject(x, "source", h->source ? h->source : "");
+            if (h->title)
+                cJSON_AddStringToObject(x, "title", h->title);
+            cJSON_AddNumberToObject(x, "page_start", h->page_start);
+            cJSON_AddNumberToObject(x, "page_end", h->page_end);
+            if (h->section)
+                cJSON_AddStringToObject(x, "section", h->section);
+            cJSON_AddStringToObject(x, "text", h->text ? h->text : "");
+            cJSON_AddNumberToObject(x, "score", h->score);
+            cJSON_AddItemToArray(hits, x);
+        }
+        cJSON_AddStringToObject(o, "mode", rb_index_mode_name(res.mode));
+        rb_index_results_free(&res);
+    }
+    free(ids);
+    cJSON_Delete(body);
+    return rb__web_json(req, 200, o);
+}
+
+/* Totals for /metrics (no per-collection labels: names could leak). */
+enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
+enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b)
+{
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    if (rb_index_collection_list(web->index, &list, &n) != RB_OK)
+        return RB_OK;
+    int64_t docs = 0, chunks = 0, vectors = 0;
+    for (size_t i = 0; i < n; i++) {
+        docs += list[i].documents;
+        chunks += list[i].chunks;
+        vectors += list[i].vectors;
+    }
+    rb_index_collection_list_free(list, n);
+    return rb_buf_printf(b,
+                         "# HELP ragbox_index_collections Collections in the index.\n"
+                         "# TYPE ragbox_index_collections gauge\n"
+                         "ragbox_index_collections %zu\n"
+                         "# HELP ragbox_index_documents Documents in the index.\n"
+                         "# TYPE ragbox_index_documents gauge\n"
+                         "ragbox_index_documents %lld\n"
+                         "# HELP ragbox_index_chunks Passages in the index.\n"
+                         "# TYPE ragbox_index_chunks gauge\n"
+                         "ragbox_index_chunks %lld\n"
+                         "# HELP ragbox_index_vectors Passages with an embedding.\n"
+                         "# TYPE ragbox_index_vectors gauge\n"
+                         "ragbox_index_vectors %lld\n",
+                         n, (long long)docs, (long long)chunks, (long long)vectors);
+}
+#endif /* RB_WEB_HAVE_INDEX */
 
 /* ================================================================ table */
 
@@ -670,5 +1142,17 @@ const struct web_route rb__web_routes[] = {
     {"GET", "/api/history/export", h_history_export, WEB_USER, R},
     {"DELETE", "/api/history", h_history_delete_all, WEB_USER, W},
     {"DELETE", "/api/history/{id}", h_history_delete_one, WEB_USER, W},
+#ifdef RB_WEB_HAVE_INDEX
+    {"GET", "/api/collections", h_collections_list, WEB_USER, R},
+    {"POST", "/api/collections", h_collections_create, WEB_ADMIN, A},
+    {"DELETE", "/api/collections/{name}", h_collections_delete, WEB_ADMIN, A},
+    {"GET", "/api/collections/{name}/policy", h_policy_get, WEB_USER, R},
+    {"PUT", "/api/collections/{name}/policy", h_policy_put, WEB_ADMIN, A},
+    {"GET", "/api/collections/{name}/documents", h_documents_list, WEB_USER, R},
+    {"GET", "/api/documents/{id}", h_document_get, WEB_USER, R},
+    {"DELETE", "/api/documents/{id}", h_document_delete, WEB_USER, W},
+    {"GET", "/api/passages/{id}", h_chunk_get, WEB_USER, R},
+    {"POST", "/api/search", h_search, WEB_USER, R},
+#endif
 };
 const size_t rb__web_n_routes = RB_ARRAY_LEN(rb__web_routes);

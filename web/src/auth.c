@@ -201,6 +201,20 @@ static enum rb_status migrate(struct rb_web_auth *a)
     sqlite3_finalize(st);
     if (app_id != 0 && app_id != WEB_APPLICATION_ID)
         return fail(a, RB_ERR_FORMAT, "not a ragbox database (application_id %d)", app_id);
+    /* An SQLite file of another program: tables but no schema_versions. */
+    int n_tables = 0, has_versions = 0;
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT count(*), sum(name='schema_versions') FROM sqlite_schema "
+                           "WHERE type='table'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            n_tables = sqlite3_column_int(st, 0);
+            has_versions = sqlite3_column_int(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    if (n_tables > 0 && !has_versions)
+        return fail(a, RB_ERR_FORMAT, "not a ragbox database (an SQLite file of another program)");
     char *emsg = NULL;
     if (sqlite3_exec(a->db,
                      "BEGIN IMMEDIATE;"

@@ -22,7 +22,7 @@ static const double lat_bounds[WEB_LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0
 
 /* ============================================================ responses */
 
-static void add_security_headers(struct web_request *req, struct MHD_Response *r, bool api)
+void rb__web_headers(struct web_request *req, struct MHD_Response *r, bool api)
 {
     MHD_add_response_header(r, "Content-Security-Policy", CSP);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -52,7 +52,7 @@ enum MHD_Result rb__web_send(struct web_request *req, int status, const char *co
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
-    add_security_headers(req, r, strncmp(req->url, "/api/", 5) == 0 ||
+    rb__web_headers(req, r, strncmp(req->url, "/api/", 5) == 0 ||
                                      strncmp(req->url, "/v1/", 4) == 0 ||
                                      strcmp(req->url, "/metrics") == 0);
     return queue(req, status, r);
@@ -70,7 +70,7 @@ static enum MHD_Result send_owned(struct web_request *req, int status, const cha
     MHD_add_response_header(r, "Content-Type", ctype);
     if (extra_name)
         MHD_add_response_header(r, extra_name, extra_value);
-    add_security_headers(req, r, true);
+    rb__web_headers(req, r, true);
     return queue(req, status, r);
 }
 
@@ -249,9 +249,9 @@ void rb__web_throttle_record(struct web_throttle *t, const char *key, bool succe
             e->failures++;
             e->last_us = now;
             int over = e->failures - free_attempts;
-            if (over >= 0) {
+            if (over > 0) {
                 /* Exponential back-off: 1 s, 2 s, 4 s ... capped. */
-                int64_t d = over >= 30 ? t->backoff_max_us : ((int64_t)1000000 << over);
+                int64_t d = over > 30 ? t->backoff_max_us : ((int64_t)1000000 << (over - 1));
                 if (d > t->backoff_max_us)
                     d = t->backoff_max_us;
                 e->until_us = now + d;
@@ -382,7 +382,7 @@ static enum MHD_Result serve_asset(struct web_request *req)
                 return MHD_NO;
             MHD_add_response_header(r, "Content-Type", rb__web_assets[i].content_type);
             MHD_add_response_header(r, "Cache-Control", "no-cache");
-            add_security_headers(req, r, false);
+            rb__web_headers(req, r, false);
             return queue(req, 200, r);
         }
     }
@@ -723,6 +723,11 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     free(db);
     if (st != RB_OK)
         goto fail;
+#ifdef RB_WEB_HAVE_INDEX
+    struct rb_index_options io = {.data_dir = opts->data_dir, .config = cfg};
+    if ((st = rb_index_open(&io, &web->index, err)) != RB_OK)
+        goto fail;
+#endif
 
     const char *listen = opts->listen ? opts->listen
                                       : rb_config_str(cfg, "web", "listen", "127.0.0.1:8080");
@@ -815,6 +820,9 @@ void rb_web_close(struct rb_web *web)
     if (web->daemon)
         MHD_stop_daemon(web->daemon);
     rb_web_auth_close(web->auth);
+#ifdef RB_WEB_HAVE_INDEX
+    rb_index_close(web->index);
+#endif
     free(web->metrics.count_by_route_status);
     free(web->throttle.entries);
     pthread_mutex_destroy(&web->metrics.lock);

@@ -6,6 +6,9 @@
 #include <pthread.h>
 
 #include "ragbox/web.h"
+#ifdef RB_WEB_HAVE_INDEX
+#include "ragbox/index.h"
+#endif
 
 #define WEB_MAX_PARAMS 4
 #define WEB_LAT_BUCKETS 12
@@ -45,6 +48,9 @@ struct web_throttle {
 struct rb_web {
     struct MHD_Daemon *daemon;
     struct rb_web_auth *auth;
+#ifdef RB_WEB_HAVE_INDEX
+    struct rb_index *index; /* shared by all request threads (rb_index is thread-safe) */
+#endif
     const struct rb_config *config;
     char *data_dir;
     bool tls;
@@ -107,6 +113,8 @@ extern const struct web_route rb__web_routes[];
 extern const size_t rb__web_n_routes;
 
 /* server.c: responses (all add the security headers). */
+/* Adds CSP, nosniff, frame and referrer policy, HSTS under TLS; api: no-store. */
+void rb__web_headers(struct web_request *req, struct MHD_Response *r, bool api);
 enum MHD_Result rb__web_send(struct web_request *req, int status, const char *content_type,
                              const void *body, size_t len, bool copy);
 enum MHD_Result rb__web_json(struct web_request *req, int status, cJSON *obj); /* frees obj */
