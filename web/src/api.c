@@ -1,6 +1,8 @@
 /* The JSON API: handlers and the route table. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -951,6 +953,11 @@ static enum MHD_Result h_chunk_get(struct web_request *req)
         cJSON_AddItemToObject(o, "document", document_json(d));
         rb_index_document_free(d);
     }
+    struct rb_index_collection *col = NULL;
+    bool have_col = rb_index_collection_get_by_id(req->web->index, ch->collection_id, &col) ==
+                    RB_OK;
+    rb__web_audit_access(req, false, have_col ? col->name : NULL, NULL, &ch->id, 1, -1);
+    rb_index_collection_free(col);
     rb_index_chunk_free(ch);
     return rb__web_json(req, 200, o);
 }
@@ -1006,6 +1013,8 @@ static enum MHD_Result h_search(struct web_request *req)
     int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
     size_t n_ids = 0;
     bool missing = false;
+    struct rb_buf colnames;
+    rb_buf_init(&colnames, 1 << 20);
     if (names && cJSON_GetArraySize(names) > 0) {
         const cJSON *nm;
         cJSON_ArrayForEach(nm, names)
@@ -1016,21 +1025,31 @@ static enum MHD_Result h_search(struct web_request *req)
                     bool dup = false;
                     for (size_t j = 0; j < n_ids; j++)
                         dup |= ids[j] == list[i].id;
-                    if (!dup && ids)
+                    if (!dup && ids) {
                         ids[n_ids++] = list[i].id;
+                        if (rb_buf_printf(&colnames, "%s%s", colnames.len ? "," : "",
+                                          list[i].name) != RB_OK)
+                            missing = true;
+                    }
                     found = true;
                 }
             }
             missing |= !found;
         }
     } else {
-        for (size_t i = 0; i < n && ids; i++)
-            if (can(req, list[i].id, false))
+        for (size_t i = 0; i < n && ids; i++) {
+            if (can(req, list[i].id, false)) {
                 ids[n_ids++] = list[i].id;
+                if (rb_buf_printf(&colnames, "%s%s", colnames.len ? "," : "", list[i].name) !=
+                    RB_OK)
+                    missing = true;
+            }
+        }
     }
     rb_index_collection_list_free(list, n);
     if (missing || !ids) {
         free(ids);
+        rb_buf_free(&colnames);
         cJSON_Delete(body);
         if (missing)
             return denied_as_missing(req, "search.collection", NO_COLLECTION);
@@ -1051,6 +1070,7 @@ static enum MHD_Result h_search(struct web_request *req)
         st = rb_index_search(req->web->index, &q, &res);
         if (st != RB_OK) {
             free(ids);
+            rb_buf_free(&colnames);
             cJSON_Delete(body);
             cJSON_Delete(o);
             return rb__web_status(req, st, "the search failed");
@@ -1073,9 +1093,16 @@ static enum MHD_Result h_search(struct web_request *req)
             cJSON_AddItemToArray(hits, x);
         }
         cJSON_AddStringToObject(o, "mode", rb_index_mode_name(res.mode));
+        int64_t *hit_ids = res.n ? rb_calloc_array(res.n, sizeof *hit_ids) : NULL;
+        for (size_t i = 0; hit_ids && i < res.n; i++)
+            hit_ids[i] = res.hits[i].chunk_id;
+        rb__web_audit_access(req, true, colnames.data, text, hit_ids, hit_ids ? res.n : 0,
+                             (rb_time_mono_ns() - req->start_ns) / 1000000);
+        free(hit_ids);
         rb_index_results_free(&res);
     }
     free(ids);
+    rb_buf_free(&colnames);
     cJSON_Delete(body);
     return rb__web_json(req, 200, o);
 }
@@ -1111,6 +1138,156 @@ enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b)
                          n, (long long)docs, (long long)chunks, (long long)vectors);
 }
 #endif /* RB_WEB_HAVE_INDEX */
+
+
+#ifdef RB_WEB_HAVE_AUDIT
+/* ================================================================ audit */
+
+/* The filter from the query string; on failure has replied. */
+static bool audit_filter(struct web_request *req, struct rb_audit_filter *f, size_t max_limit,
+                         enum MHD_Result *ret)
+{
+    rb_audit_filter_init(f);
+    const char *from = rb__web_query(req, "from"), *to = rb__web_query(req, "to");
+    const char *action = rb__web_query(req, "action"), *limit = rb__web_query(req, "limit");
+    if ((from && rb_audit_parse_time(from, &f->from_us) != RB_OK) ||
+        (to && rb_audit_parse_time(to, &f->to_us) != RB_OK)) {
+        *ret = rb__web_error(req, 400, "invalid", "from/to: 2026-11-25 or 2026-11-25T06:00:00Z");
+        return false;
+    }
+    if (action) {
+        enum rb_audit_action a;
+        if (rb_audit_action_parse(action, &a) != RB_OK) {
+            *ret = rb__web_error(req, 400, "invalid", "unknown audit action");
+            return false;
+        }
+        f->action = (int)a;
+    }
+    int64_t lim = (int64_t)max_limit;
+    if (limit && (rb_parse_i64(limit, &lim) != RB_OK || lim < 1 || lim > (int64_t)max_limit)) {
+        *ret = rb__web_error(req, 400, "invalid", "limit must be 1..%zu", max_limit);
+        return false;
+    }
+    f->limit = (size_t)lim;
+    f->user = rb__web_query(req, "user");
+    f->collection = rb__web_query(req, "collection");
+    f->outcome = rb__web_query(req, "outcome");
+    f->text = rb__web_query(req, "text");
+    return true;
+}
+
+static enum rb_status audit_collect(void *user, const cJSON *record, const char *line, size_t len)
+{
+    (void)line, (void)len;
+    cJSON *copy = cJSON_Duplicate(record, true);
+    if (!copy)
+        return RB_ERR_NOMEM;
+    cJSON_AddItemToArray(user, copy);
+    return RB_OK;
+}
+
+static enum MHD_Result h_audit_query(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_audit_filter f;
+    if (!audit_filter(req, &f, 10000, &ret))
+        return ret;
+    if (!rb__web_query(req, "limit"))
+        f.limit = 200;
+    cJSON *arr = cJSON_CreateArray();
+    struct rb_errmsg err;
+    enum rb_status st = rb_audit_scan(req->web->audit_opts.dir, &f, audit_collect, arr, &err);
+    if (st != RB_OK) {
+        cJSON_Delete(arr);
+        return rb__web_status(req, st, err.text);
+    }
+    rb__web_audit(req, "audit.query", NULL, "ok");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "records", arr);
+    return rb__web_json(req, 200, o);
+}
+
+static enum MHD_Result h_audit_verify(struct web_request *req)
+{
+    struct rb_audit_verify_report rep;
+    struct rb_errmsg err;
+    memset(&rep, 0, sizeof rep);
+    /* Seal what this process appended so far, then check the whole chain. */
+    if (rb_audit_checkpoint(req->web->audit) != RB_OK)
+        RB_WARN("web", "audit checkpoint: %s", rb_audit_errmsg(req->web->audit));
+    enum rb_status st = rb_audit_verify(req->web->audit_opts.dir, NULL, &rep, &err);
+    if (st != RB_OK)
+        return rb__web_status(req, st, err.text);
+    rb__web_audit(req, "audit.verify", NULL, rep.ok ? "ok" : "failed");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", rep.ok);
+    cJSON_AddNumberToObject(o, "records", (double)rep.records);
+    cJSON_AddNumberToObject(o, "files", (double)rep.files);
+    cJSON_AddNumberToObject(o, "checkpoints", (double)rep.checkpoints);
+    cJSON_AddNumberToObject(o, "first_seq", (double)rep.first_seq);
+    cJSON_AddNumberToObject(o, "last_seq", (double)rep.last_seq);
+    cJSON_AddNumberToObject(o, "unsealed", (double)rep.unsealed);
+    if (!rep.ok) {
+        cJSON_AddStringToObject(o, "problem", rep.problem);
+        cJSON_AddStringToObject(o, "file", rep.file);
+        cJSON_AddNumberToObject(o, "line", (double)rep.line);
+        cJSON_AddNumberToObject(o, "seq", (double)rep.seq);
+    }
+    return rb__web_json(req, 200, o);
+}
+
+static enum MHD_Result h_audit_export(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_audit_filter f;
+    if (!audit_filter(req, &f, (size_t)1 << 40, &ret))
+        return ret;
+    if (!rb__web_query(req, "limit"))
+        f.limit = 0;
+    const char *format = rb__web_query(req, "format");
+    bool csv = format && strcmp(format, "csv") == 0;
+    if (format && !csv && strcmp(format, "jsonl") != 0)
+        return rb__web_error(req, 400, "invalid", "format must be jsonl or csv");
+    /* Spooled to an unlinked temporary file, then streamed from its descriptor. */
+    FILE *tmp = tmpfile();
+    if (!tmp)
+        return rb__web_status(req, RB_ERR_IO, "no temporary file");
+    struct rb_errmsg err;
+    size_t n = 0;
+    enum rb_status st = rb_audit_export(req->web->audit_opts.dir, &f,
+                                        csv ? RB_AUDIT_FORMAT_CSV : RB_AUDIT_FORMAT_JSONL, tmp,
+                                        &n, &err);
+    if (st == RB_OK && fflush(tmp) != 0)
+        st = RB_ERR_IO;
+    long size = st == RB_OK ? ftell(tmp) : -1;
+    if (st != RB_OK || size < 0) {
+        fclose(tmp);
+        return rb__web_status(req, st != RB_OK ? st : RB_ERR_IO, err.text);
+    }
+    int fd = dup(fileno(tmp));
+    fclose(tmp);
+    if (fd < 0)
+        return rb__web_status(req, RB_ERR_IO, "dup");
+    char target[64];
+    snprintf(target, sizeof target, "%zu records", n);
+    rb__web_audit(req, "audit.export", target, "ok");
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64((uint64_t)size, fd, 0);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", csv ? "text/csv; charset=utf-8"
+                                                   : "application/x-ndjson; charset=utf-8");
+    MHD_add_response_header(r, "Content-Disposition",
+                            csv ? "attachment; filename=\"audit.csv\""
+                                : "attachment; filename=\"audit.jsonl\"");
+    rb__web_headers(req, r, true);
+    req->status = 200;
+    ret = MHD_queue_response(req->conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+#endif /* RB_WEB_HAVE_AUDIT */
 
 /* ================================================================ table */
 
@@ -1153,6 +1330,11 @@ const struct web_route rb__web_routes[] = {
     {"DELETE", "/api/documents/{id}", h_document_delete, WEB_USER, W},
     {"GET", "/api/passages/{id}", h_chunk_get, WEB_USER, R},
     {"POST", "/api/search", h_search, WEB_USER, R},
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+    {"GET", "/api/audit", h_audit_query, WEB_AUDITOR, A},
+    {"POST", "/api/audit/verify", h_audit_verify, WEB_AUDITOR, A},
+    {"GET", "/api/audit/export", h_audit_export, WEB_AUDITOR, A},
 #endif
 };
 const size_t rb__web_n_routes = RB_ARRAY_LEN(rb__web_routes);

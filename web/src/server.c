@@ -302,11 +302,67 @@ nomatch:
 void rb__web_audit(struct web_request *req, const char *action, const char *target,
                    const char *outcome)
 {
-    /* The audit module is not merged yet: the event goes to the log (journald
-     * in the packaged service) with the same fields the audit record will have. */
+    const char *user = req->caller.authenticated ? req->caller.user.name : NULL;
     RB_INFO("web.audit", "action=%s actor=%s ip=%s target=%s outcome=%s", action,
-            req->caller.authenticated ? req->caller.user.name : "-", req->ip,
-            target ? target : "-", outcome);
+            user ? user : "-", req->ip, target ? target : "-", outcome);
+#ifdef RB_WEB_HAVE_AUDIT
+    enum rb_audit_action a = RB_AUDIT_ADMIN_CHANGE;
+    if (strcmp(outcome, "denied") == 0)
+        a = RB_AUDIT_DENIAL;
+    else if (strcmp(action, "auth.login") == 0)
+        a = strcmp(outcome, "ok") == 0 ? RB_AUDIT_LOGIN : RB_AUDIT_LOGIN_FAILURE;
+    else if (strcmp(action, "auth.logout") == 0)
+        a = RB_AUDIT_LOGOUT;
+    else if (strstr(action, ".delete"))
+        a = RB_AUDIT_DELETION;
+    else if (strstr(action, ".export"))
+        a = RB_AUDIT_EXPORT;
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "event", action);
+    cJSON_AddStringToObject(details, "method", req->method);
+    if (req->route)
+        cJSON_AddStringToObject(details, "route", req->route->pattern);
+    cJSON_AddStringToObject(details, "auth", req->caller.via_key ? "api_key" : "session");
+    /* A failed login names the account tried: it goes in target, as typed. */
+    struct rb_audit_event ev = {.action = a,
+                                .user = user,
+                                .client = req->ip,
+                                .target = target,
+                                .outcome = outcome,
+                                .latency_ms = -1,
+                                .details = details};
+    if (req->web->audit && rb_audit_append(req->web->audit, &ev, NULL) != RB_OK)
+        RB_ERROR("web", "audit append failed: %s", rb_audit_errmsg(req->web->audit));
+    cJSON_Delete(details);
+#endif
+}
+
+void rb__web_audit_access(struct web_request *req, bool search, const char *collections,
+                          const char *query, const int64_t *chunk_ids, size_t n_chunks,
+                          int64_t latency_ms)
+{
+#ifdef RB_WEB_HAVE_AUDIT
+    if (!req->web->audit)
+        return;
+    struct rb_audit_chunk *chunks = n_chunks ? rb_calloc_array(n_chunks, sizeof *chunks) : NULL;
+    for (size_t i = 0; chunks && i < n_chunks; i++)
+        chunks[i].chunk_id = chunk_ids[i];
+    struct rb_audit_event ev = {.action = search ? RB_AUDIT_SEARCH : RB_AUDIT_DOCUMENT_VIEW,
+                                .user = req->caller.user.name,
+                                .client = req->ip,
+                                .collection = collections,
+                                .query = query,
+                                .chunks = chunks,
+                                .n_chunks = chunks ? n_chunks : 0,
+                                .outcome = RB_AUDIT_OUTCOME_OK,
+                                .latency_ms = latency_ms};
+    if (rb_audit_append(req->web->audit, &ev, NULL) != RB_OK)
+        RB_ERROR("web", "audit append failed: %s", rb_audit_errmsg(req->web->audit));
+    free(chunks);
+#else
+    (void)req, (void)search, (void)collections, (void)query, (void)chunk_ids, (void)n_chunks,
+        (void)latency_ms;
+#endif
 }
 
 /* ========================================================= request flow */
@@ -723,6 +779,12 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     free(db);
     if (st != RB_OK)
         goto fail;
+#ifdef RB_WEB_HAVE_AUDIT
+    if ((st = rb_audit_options_from_config(&web->audit_opts, cfg, opts->data_dir,
+                                           &web->audit_paths, err)) != RB_OK ||
+        (st = rb_audit_open(&web->audit_opts, &web->audit, err)) != RB_OK)
+        goto fail;
+#endif
 #ifdef RB_WEB_HAVE_INDEX
     struct rb_index_options io = {.data_dir = opts->data_dir, .config = cfg};
     if ((st = rb_index_open(&io, &web->index, err)) != RB_OK)
@@ -822,6 +884,10 @@ void rb_web_close(struct rb_web *web)
     rb_web_auth_close(web->auth);
 #ifdef RB_WEB_HAVE_INDEX
     rb_index_close(web->index);
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+    rb_audit_close(web->audit);
+    free(web->audit_paths);
 #endif
     free(web->metrics.count_by_route_status);
     free(web->throttle.entries);

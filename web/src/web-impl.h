@@ -9,6 +9,9 @@
 #ifdef RB_WEB_HAVE_INDEX
 #include "ragbox/index.h"
 #endif
+#ifdef RB_WEB_HAVE_AUDIT
+#include "ragbox/audit.h"
+#endif
 
 #define WEB_MAX_PARAMS 4
 #define WEB_LAT_BUCKETS 12
@@ -50,6 +53,11 @@ struct rb_web {
     struct rb_web_auth *auth;
 #ifdef RB_WEB_HAVE_INDEX
     struct rb_index *index; /* shared by all request threads (rb_index is thread-safe) */
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+    struct rb_audit *audit; /* shared (rb_audit serialises appends) */
+    char *audit_paths;      /* owns the strings of audit_opts */
+    struct rb_audit_options audit_opts;
 #endif
     const struct rb_config *config;
     char *data_dir;
@@ -135,9 +143,16 @@ enum rb_status rb__web_throttle_check(struct web_throttle *t, const char *key, i
 void rb__web_throttle_record(struct web_throttle *t, const char *key, bool success,
                              int free_attempts, int64_t now_us);
 
-/* Audit hook: every login, denial and administrative change. */
+/* Audit hook: every login, denial and administrative change. action is a
+ * dotted event name ("auth.login", "user.create"); it is mapped to the audit
+ * module's action and kept in the record's details. */
 void rb__web_audit(struct web_request *req, const char *action, const char *target,
                    const char *outcome);
+/* Content-access records (search, passage view): collection names, the query
+ * and the ids of the chunks returned. */
+void rb__web_audit_access(struct web_request *req, bool search, const char *collections,
+                          const char *query, const int64_t *chunk_ids, size_t n_chunks,
+                          int64_t latency_ms);
 
 /* Embedded UI assets (ui-assets.c, generated). */
 struct web_asset {
