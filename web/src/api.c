@@ -56,6 +56,22 @@ static enum MHD_Result h_health(struct web_request *req)
     cJSON_AddNumberToObject(o, "uptime_s",
                             (double)((rb_time_now_us() - req->web->started_us) / 1000000));
     cJSON_AddBoolToObject(o, "tls", req->web->tls);
+    /* What this build serves (the UI hides what is absent). */
+    cJSON *f = cJSON_AddObjectToObject(o, "features");
+#ifdef RB_WEB_HAVE_INDEX
+    cJSON_AddBoolToObject(f, "search", true);
+#else
+    cJSON_AddBoolToObject(f, "search", false);
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+    cJSON_AddBoolToObject(f, "audit", true);
+#else
+    cJSON_AddBoolToObject(f, "audit", false);
+#endif
+    cJSON_AddBoolToObject(f, "ask", false);
+    cJSON_AddBoolToObject(f, "upload", false);
+    cJSON_AddBoolToObject(f, "batch", false);
+    cJSON_AddBoolToObject(f, "openai", false);
     return rb__web_json(req, 200, o);
 }
 
