@@ -950,7 +950,8 @@ enum rb_status rb_web_apikey_check(struct rb_web_auth *a, const char *key,
     enum rb_status s = fail(a, RB_ERR_AUTH, "invalid API key");
     pthread_mutex_lock(&a->lock);
     sqlite3_stmt *st = prep(a, "SELECT u.id, u.name, u.role, u.disabled, u.created_us, k.scopes, "
-                               "k.id FROM web_api_keys k JOIN web_users u ON u.id=k.user_id "
+                               "k.id, COALESCE(k.last_used_us, 0) FROM web_api_keys k JOIN "
+                               "web_users u ON u.id=k.user_id "
                                "WHERE k.key_hash=? AND k.revoked_us IS NULL");
     if (st) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
@@ -958,13 +959,17 @@ enum rb_status rb_web_apikey_check(struct rb_web_auth *a, const char *key,
             row_user(st, out_user);
             *out_scopes = (unsigned)sqlite3_column_int(st, 5);
             int64_t kid = sqlite3_column_int64(st, 6);
+            int64_t now = rb_time_now_us();
+            /* last_used is kept to the minute: the hot path stays read-only. */
+            bool touch = sqlite3_column_int64(st, 7) < now - 60 * 1000000LL;
             if (out_key_id)
                 *out_key_id = kid;
             s = RB_OK;
             sqlite3_finalize(st);
             st = NULL;
-            (void)exec_locked(a, "UPDATE web_api_keys SET last_used_us=? WHERE id=?", "ii",
-                              rb_time_now_us(), kid);
+            if (touch)
+                (void)exec_locked(a, "UPDATE web_api_keys SET last_used_us=? WHERE id=?", "ii",
+                                  now, kid);
         }
         sqlite3_finalize(st);
     }
