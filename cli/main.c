@@ -31,6 +31,16 @@ RB_CLI_DECLARE(rb_cmd_group_list)
 RB_CLI_DECLARE(rb_cmd_apikey_create)
 RB_CLI_DECLARE(rb_cmd_apikey_list)
 RB_CLI_DECLARE(rb_cmd_apikey_revoke)
+/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
+RB_CLI_DECLARE(rb_cmd_audit_verify)
+RB_CLI_DECLARE(rb_cmd_audit_export)
+RB_CLI_DECLARE(rb_cmd_audit_query)
+RB_CLI_DECLARE(rb_cmd_audit_pubkey)
+RB_CLI_DECLARE(rb_cmd_audit_checkpoint)
+RB_CLI_DECLARE(rb_cmd_redact)
+RB_CLI_DECLARE(rb_cmd_verticals_list)
+RB_CLI_DECLARE(rb_cmd_verticals_show)
+RB_CLI_DECLARE(rb_cmd_verticals_check)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -56,6 +66,17 @@ static const struct rb_cli_command commands[] = {
     {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
     {"apikey list", "list API keys", rb_cmd_apikey_list},
     {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
+    /* audit and verticals */
+    {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
+    {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
+     rb_cmd_audit_export},
+    {"audit query", "list audit records matching filters", rb_cmd_audit_query},
+    {"audit pubkey", "export the audit signing public key", rb_cmd_audit_pubkey},
+    {"audit checkpoint", "write a signed audit checkpoint now", rb_cmd_audit_checkpoint},
+    {"redact", "show what the redaction rules would remove from a file", rb_cmd_redact},
+    {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
+    {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
+    {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
 };
 
 int rb_cli_fail(const char *fmt, ...)
