@@ -596,6 +596,51 @@ static void test_hostile_requests(void)
     wc_free(&c);
 }
 
+/* The audit trail: logins, failures, denials, admin changes, searches and
+ * history deletions are recorded; auditors query, verify and export it. */
+static void test_audit(void)
+{
+    struct wc aud, alice;
+    wc_init(&aud, "http", port);
+    wc_init(&alice, "http", port);
+    REQUIRE(wc_login(&aud, "aud", "aud-password"));
+    REQUIRE(wc_login(&alice, "alice", "alice-password"));
+    CHECK_EQ_INT(wc_status(&alice, "GET", "/api/audit", NULL), 403);
+    CHECK_EQ_INT(wc_status(&alice, "POST", "/api/audit/verify", NULL), 403);
+    struct wc_reply r;
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit?user=alice&action=search", NULL, &r), 200);
+    CHECK(body_has(&r, "\"search\"") && body_has(&r, MED_WORD));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit?action=login_failure", NULL, &r), 200);
+    CHECK(body_has(&r, "eve"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit?action=denial", NULL, &r), 200);
+    CHECK(body_has(&r, "auth.csrf") && body_has(&r, "auth.role"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit?action=admin_change", NULL, &r), 200);
+    CHECK(body_has(&r, "user.create") && body_has(&r, "grant.set"));
+    wc_reply_free(&r);
+    /* The history deletion left a tombstone without the deleted text. */
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit?action=deletion", NULL, &r), 200);
+    CHECK(body_has(&r, "history.delete"));
+    CHECK(!body_has(&r, "Does flight impair") && !body_has(&r, "second question"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&aud, "GET", "/api/audit?action=bogus", NULL), 400);
+    CHECK_EQ_INT(wc_status(&aud, "GET", "/api/audit?from=yesterday", NULL), 400);
+    CHECK_EQ_INT(wc_json(&aud, "POST", "/api/audit/verify", NULL, &r), 200);
+    CHECK(body_has(&r, "\"ok\":true"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit/export?format=csv&action=login", NULL, &r), 200);
+    CHECK(header_has(&r, "text/csv") && body_has(&r, "alice"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&aud, "GET", "/api/audit/export", NULL, &r), 200);
+    CHECK(body_has(&r, "\"prev\""));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&aud, "GET", "/api/audit/export?format=xml", NULL), 400);
+    wc_free(&aud);
+    wc_free(&alice);
+}
+
 static int connect_raw(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -770,6 +815,7 @@ int main(void)
     test_api_keys();
     test_history();
     test_hostile_requests();
+    test_audit();
     test_slow_clients();
 
     rb_web_close(web);
