@@ -36,6 +36,7 @@ pkgs=(
   libgmime-3.0-dev                             # e-mail (MIME)
   libuchardet-dev                              # text encoding detection
   libmagic-dev                                 # content-type sniffing
+  libcmark-gfm-dev libcmark-gfm-extensions-dev # Markdown (CommonMark + GFM tables) for ingest
 )
 if [ $minimal = 0 ]; then
   pkgs+=(

@@ -23,7 +23,8 @@ struct rb__vcoll {
     int64_t generation;     /* collections.vec_generation the index reflects */
     bool dirty;             /* differs from the file on disk */
     bool writing;           /* a writer of this handle is between commit and apply */
-    /* HNSW cannot remove ids (FAISS 1.7.3): deleted ids are tombstoned here,
+    int64_t train_at;       /* IVF asked for but too few vectors: rebuild at this many */
+    /* HNSW/IVF deletes (see vectors.c): deleted ids are tombstoned here,
      * filtered out of results, and purged by a rebuild at flush. Open-addressing set. */
     int64_t *tomb;
     size_t tomb_cap, tomb_n;

@@ -140,7 +140,9 @@ static enum rb_status vector_acquire(struct rb_index *idx, sqlite3 *db, int64_t 
 {
     pthread_rwlock_rdlock(&idx->vlock);
     struct rb__vcoll *vc = rb__vcoll_find(idx, cid);
-    if (vc && vc->loaded && (vc->generation == gen || vc->writing)) {
+    /* Generations only grow: an index newer than this reader's snapshot is fine
+     * (results are fresher; chunks its snapshot cannot see are skipped). */
+    if (vc && vc->loaded && (vc->generation >= gen || vc->writing)) {
         *out = vc;
         return RB_OK;
     }
@@ -150,8 +152,8 @@ static enum rb_status vector_acquire(struct rb_index *idx, sqlite3 *db, int64_t 
     vc = rb__vcoll_find(idx, cid);
     if (!vc)
         st = rb__vcoll_add(idx, cid, dim, &vc);
-    if (st == RB_OK && !(vc->loaded && (vc->generation == gen || vc->writing))) {
-        if (vc->loaded && vc->generation != gen)
+    if (st == RB_OK && !(vc->loaded && (vc->generation >= gen || vc->writing))) {
+        if (vc->loaded)
             RB_INFO(RB_INDEX_LOG, "collection %lld changed in another process: reloading",
                     (long long)cid);
         st = rb__vcoll_ensure(idx, db, vc, gen);
