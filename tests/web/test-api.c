@@ -76,7 +76,8 @@ static struct rb_config *test_config(const char *extra)
     snprintf(text, sizeof text,
              "[web]\nargon2_t_cost = 1\nargon2_m_cost_kib = 1024\nthreads = 4\n"
              "max_body_bytes = 65536\njson_max_depth = 16\nconnection_timeout_s = 2\n"
-             "max_connections_per_ip = 24\nlogin_max_failures = 3\nlogin_backoff_max_s = 60\n%s",
+             "max_connections_per_ip = 24\nlogin_max_failures = 3\nlogin_backoff_max_s = 60\n"
+             "max_upload_bytes = 300000\n%s",
              extra ? extra : "");
     struct rb_config *cfg = NULL;
     struct rb_errmsg err;
@@ -596,6 +597,124 @@ static void test_hostile_requests(void)
     wc_free(&c);
 }
 
+/* Uploads: streamed to disk, ingested by the worker (real parser), then searchable. */
+static void test_upload(void)
+{
+    const char *shared = getenv("RAGBOX_SHARED");
+    char file[1024];
+    snprintf(file, sizeof file, "%s/eval/crud-zh/docs/news-00016.txt", shared);
+    struct wc bob, alice;
+    wc_init(&bob, "http", port);
+    wc_init(&alice, "http", port);
+    REQUIRE(wc_login(&bob, "bob", "bob-password"));
+    REQUIRE(wc_login(&alice, "alice", "alice-password"));
+    struct wc_reply r;
+    /* alice may read medical but not write it; news she cannot see at all. */
+    CHECK_EQ_INT(wc_upload(&alice, "/api/collections/medical/documents", file, &r), 403);
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_upload(&alice, "/api/collections/news/documents", file, &r), 404);
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&bob, "POST", "/api/collections/news/documents", "{}"), 415);
+    /* CSRF applies before the body is read. */
+    char saved[80];
+    rb_strlcpy(saved, bob.csrf, sizeof saved);
+    bob.csrf[0] = '\0';
+    CHECK_EQ_INT(wc_upload(&bob, "/api/collections/news/documents", file, &r), 403);
+    wc_reply_free(&r);
+    rb_strlcpy(bob.csrf, saved, sizeof bob.csrf);
+    CHECK_EQ_INT(wc_upload(&bob, "/api/collections/news/documents", file, &r), 202);
+    cJSON *j = cJSON_Parse(r.body.data);
+    int64_t doc = (int64_t)rb_json_num(j, "id", 0);
+    CHECK(rb_json_str(j, "sha256") && strlen(rb_json_str(j, "sha256")) == 64);
+    cJSON_Delete(j);
+    wc_reply_free(&r);
+    REQUIRE(doc > 0);
+    /* Watch it ingest. */
+    char path[128];
+    snprintf(path, sizeof path, "/api/documents/%lld", (long long)doc);
+    bool indexed = false;
+    for (int i = 0; i < 150 && !indexed; i++) {
+        CHECK_EQ_INT(wc_json(&bob, "GET", path, NULL, &r), 200);
+        indexed = body_has(&r, "\"state\":\"indexed\"");
+        bool failed = body_has(&r, "\"state\":\"failed\"");
+        if (failed)
+            fprintf(stderr, "ingest failed: %s\n", r.body.data);
+        wc_reply_free(&r);
+        if (failed)
+            break;
+        if (!indexed)
+            usleep(100000);
+    }
+    CHECK(indexed);
+    CHECK_EQ_INT(wc_json(&bob, "GET", "/api/ingest/status", NULL, &r), 200);
+    CHECK(body_has(&r, "\"done\":1"));
+    wc_reply_free(&r);
+    /* Its text is searchable by those who may read news, not by others. */
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE(rb_fs_read_file(file, 1 << 20, &text, &len) == RB_OK);
+    /* A distinctive 4-character run from the middle of the article. */
+    size_t mid = rb_utf8_truncate(text, len, len / 2);
+    size_t qlen = rb_utf8_truncate(text + mid, len - mid, 12);
+    char q[256];
+    snprintf(q, sizeof q, "{\"query\":\"%.*s\"}", (int)qlen, text + mid);
+    free(text);
+    CHECK_EQ_INT(wc_json(&bob, "POST", "/api/search", q, &r), 200);
+    CHECK(body_has(&r, "news-00016.txt"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&alice, "POST", "/api/search", q, &r), 200);
+    CHECK(!body_has(&r, "news-00016.txt"));
+    wc_reply_free(&r);
+    /* Re-ingest; then delete removes the stored original too. */
+    snprintf(path, sizeof path, "/api/documents/%lld/reingest", (long long)doc);
+    CHECK_EQ_INT(wc_status(&bob, "POST", path, NULL), 202);
+    CHECK_EQ_INT(wc_status(&alice, "POST", path, NULL), 404);
+    usleep(500000);
+    snprintf(path, sizeof path, "/api/documents/%lld", (long long)doc);
+    CHECK_EQ_INT(wc_status(&bob, "DELETE", path, NULL), 200);
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s/uploads' -type f -name '*news-00016*')\"",
+             data_dir);
+    CHECK(system(cmd) == 0);
+    /* Oversize (max_upload_bytes = 300000): refused, nothing left on disk. */
+    char big[1200];
+    snprintf(big, sizeof big, "%s/big.txt", data_dir);
+    FILE *f = fopen(big, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 40000; i++)
+        fputs("oversize ", f);
+    fclose(f);
+    CHECK_EQ_INT(wc_upload(&bob, "/api/collections/news/documents", big, &r), 413);
+    wc_reply_free(&r);
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s/uploads' -type f -name '*big*')\"", data_dir);
+    CHECK(system(cmd) == 0);
+    /* A broken document fails cleanly with a reason. */
+    char bad[1200];
+    snprintf(bad, sizeof bad, "%s/broken.pdf", data_dir);
+    f = fopen(bad, "w");
+    REQUIRE(f);
+    fputs("%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage", f);
+    fclose(f);
+    CHECK_EQ_INT(wc_upload(&bob, "/api/collections/news/documents", bad, &r), 202);
+    j = cJSON_Parse(r.body.data);
+    doc = (int64_t)rb_json_num(j, "id", 0);
+    cJSON_Delete(j);
+    wc_reply_free(&r);
+    snprintf(path, sizeof path, "/api/documents/%lld", (long long)doc);
+    bool failed = false;
+    for (int i = 0; i < 150 && !failed; i++) {
+        CHECK_EQ_INT(wc_json(&bob, "GET", path, NULL, &r), 200);
+        failed = body_has(&r, "\"state\":\"failed\"") && body_has(&r, "\"error\"");
+        wc_reply_free(&r);
+        if (!failed)
+            usleep(100000);
+    }
+    CHECK(failed);
+    CHECK_EQ_INT(wc_status(&bob, "GET", "/api/health", NULL), 200);
+    wc_free(&bob);
+    wc_free(&alice);
+}
+
 /* The audit trail: logins, failures, denials, admin changes, searches and
  * history deletions are recorded; auditors query, verify and export it. */
 static void test_audit(void)
@@ -815,6 +934,7 @@ int main(void)
     test_api_keys();
     test_history();
     test_hostile_requests();
+    test_upload();
     test_audit();
     test_slow_clients();
 

@@ -113,6 +113,50 @@ static long wc_send(struct wc *c, const char *method, const char *path, const ch
     return out->status;
 }
 
+/* Multipart upload of a file (part name "file"). */
+static long wc_upload(struct wc *c, const char *path, const char *file, struct wc_reply *out)
+{
+    rb_buf_init(&out->body, 1 << 20);
+    rb_buf_init(&out->headers, 1 << 20);
+    char url[1024], line[256];
+    snprintf(url, sizeof url, "%s%s", c->base, path);
+    struct curl_slist *h = NULL;
+    if (c->csrf[0]) {
+        snprintf(line, sizeof line, "X-CSRF-Token: %s", c->csrf);
+        h = curl_slist_append(h, line);
+    }
+    if (c->bearer[0]) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", c->bearer);
+        h = curl_slist_append(h, line);
+    }
+    h = curl_slist_append(h, "Expect:");
+    curl_mime *mime = curl_mime_init(c->curl);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    curl_mime_filedata(part, file);
+    CURL *k = c->curl;
+    curl_easy_setopt(k, CURLOPT_URL, url);
+    curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(k, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(k, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, wc_collect);
+    curl_easy_setopt(k, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(k, CURLOPT_HEADERFUNCTION, wc_collect);
+    curl_easy_setopt(k, CURLOPT_HEADERDATA, &out->headers);
+    out->status = 0;
+    if (curl_easy_perform(k) == CURLE_OK)
+        curl_easy_getinfo(k, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_setopt(k, CURLOPT_MIMEPOST, NULL);
+    curl_mime_free(mime);
+    curl_slist_free_all(h);
+    if (!out->body.data && rb_buf_append_str(&out->body, "") != RB_OK)
+        abort();
+    if (!out->headers.data && rb_buf_append_str(&out->headers, "") != RB_OK)
+        abort();
+    return out->status;
+}
+
 static long wc_json(struct wc *c, const char *method, const char *path, const char *json,
                     struct wc_reply *out)
 {

@@ -69,7 +69,11 @@ static enum MHD_Result h_health(struct web_request *req)
     cJSON_AddBoolToObject(f, "audit", false);
 #endif
     cJSON_AddBoolToObject(f, "ask", false);
+#if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
+    cJSON_AddBoolToObject(f, "upload", true);
+#else
     cJSON_AddBoolToObject(f, "upload", false);
+#endif
     cJSON_AddBoolToObject(f, "batch", false);
     cJSON_AddBoolToObject(f, "openai", false);
     return rb__web_json(req, 200, o);
@@ -938,12 +942,59 @@ static enum MHD_Result h_document_delete(struct web_request *req)
     if (!d)
         return ret;
     enum rb_status st = rb_index_document_delete(req->web->index, d->id);
+    if (st == RB_OK && d->source) {
+        /* An uploaded original goes with its document. */
+        char *prefix = rb_asprintf("%s/uploads/", req->web->data_dir);
+        if (prefix && strncmp(d->source, prefix, strlen(prefix)) == 0 &&
+            !strstr(d->source, "/../") && unlink(d->source) != 0)
+            RB_WARN("web", "could not remove the uploaded file of document %lld",
+                    (long long)d->id);
+        free(prefix);
+    }
     rb_index_document_free(d);
     if (st != RB_OK)
         return rb__web_status(req, st, rb_index_errmsg(req->web->index));
     rb__web_audit(req, "document.delete", req->params[0], "ok");
     return rb__web_json(req, 200, cJSON_CreateObject());
 }
+
+#ifdef RB_WEB_HAVE_INGEST
+enum MHD_Result rb__web_upload_finish(struct web_request *req);
+
+static enum MHD_Result h_document_reingest(struct web_request *req)
+{
+    enum MHD_Result ret;
+    struct rb_index_document *d = document_for(req, true, &ret);
+    if (!d)
+        return ret;
+    int64_t id = d->id;
+    bool exists = d->source && rb_fs_exists(d->source);
+    rb_index_document_free(d);
+    if (!exists)
+        return rb__web_error(req, 409, "conflict", "the original file is no longer available");
+    enum rb_status st = rb_index_document_set_state(req->web->index, id, RB_INDEX_DOC_PENDING, NULL);
+    if (st == RB_OK)
+        st = rb__web_ingest_enqueue(req->web, id);
+    if (st != RB_OK)
+        return rb__web_status(req, st, "the ingest queue is full; try again later");
+    rb__web_audit(req, "document.reingest", req->params[0], "ok");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", "pending");
+    return rb__web_json(req, 202, o);
+}
+
+static enum MHD_Result h_ingest_status(struct web_request *req)
+{
+    struct web_ingest_counts c;
+    rb__web_ingest_counts(req->web, &c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "queued", (double)c.queued);
+    cJSON_AddNumberToObject(o, "running", (double)c.running);
+    cJSON_AddNumberToObject(o, "done", (double)c.done);
+    cJSON_AddNumberToObject(o, "failed", (double)c.failed);
+    return rb__web_json(req, 200, o);
+}
+#endif
 
 static enum MHD_Result h_chunk_get(struct web_request *req)
 {
@@ -1123,6 +1174,22 @@ static enum MHD_Result h_search(struct web_request *req)
     return rb__web_json(req, 200, o);
 }
 
+static enum rb_status metrics_ingest(struct rb_web *web, struct rb_buf *b)
+{
+    struct web_ingest_counts c;
+    rb__web_ingest_counts(web, &c);
+    return rb_buf_printf(b,
+                         "# HELP ragbox_ingest_queue_depth Uploaded documents waiting.\n"
+                         "# TYPE ragbox_ingest_queue_depth gauge\n"
+                         "ragbox_ingest_queue_depth %lld\n"
+                         "# HELP ragbox_ingest_documents_total Uploaded documents ingested.\n"
+                         "# TYPE ragbox_ingest_documents_total counter\n"
+                         "ragbox_ingest_documents_total{outcome=\"indexed\"} %lld\n"
+                         "ragbox_ingest_documents_total{outcome=\"failed\"} %lld\n",
+                         (long long)(c.queued + c.running), (long long)c.done,
+                         (long long)c.failed);
+}
+
 /* Totals for /metrics (no per-collection labels: names could leak). */
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b)
@@ -1151,7 +1218,8 @@ enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b)
                          "# HELP ragbox_index_vectors Passages with an embedding.\n"
                          "# TYPE ragbox_index_vectors gauge\n"
                          "ragbox_index_vectors %lld\n",
-                         n, (long long)docs, (long long)chunks, (long long)vectors);
+                         n, (long long)docs, (long long)chunks, (long long)vectors) ||
+           metrics_ingest(web, b);
 }
 #endif /* RB_WEB_HAVE_INDEX */
 
@@ -1311,46 +1379,51 @@ static enum MHD_Result h_audit_export(struct web_request *req)
 #define W RB_WEB_SCOPE_WRITE
 #define A RB_WEB_SCOPE_ADMIN
 const struct web_route rb__web_routes[] = {
-    {"GET", "/api/health", h_health, WEB_PUBLIC, 0},
-    {"GET", "/metrics", h_metrics, WEB_PUBLIC, 0},
-    {"POST", "/api/login", h_login, WEB_PUBLIC, 0},
-    {"POST", "/api/logout", h_logout, WEB_USER, 0},
-    {"GET", "/api/me", h_me, WEB_USER, R},
-    {"POST", "/api/me/password", h_me_password, WEB_USER, 0},
-    {"GET", "/api/users", h_users_list, WEB_ADMIN, A},
-    {"POST", "/api/users", h_users_create, WEB_ADMIN, A},
-    {"PATCH", "/api/users/{name}", h_users_update, WEB_ADMIN, A},
-    {"DELETE", "/api/users/{name}", h_users_delete, WEB_ADMIN, A},
-    {"GET", "/api/groups", h_groups_list, WEB_ADMIN, A},
-    {"POST", "/api/groups", h_groups_create, WEB_ADMIN, A},
-    {"DELETE", "/api/groups/{name}", h_groups_delete, WEB_ADMIN, A},
-    {"POST", "/api/groups/{name}/members", h_group_member_add, WEB_ADMIN, A},
-    {"DELETE", "/api/groups/{name}/members/{user}", h_group_member_remove, WEB_ADMIN, A},
-    {"GET", "/api/grants", h_grants_list, WEB_ADMIN, A},
-    {"POST", "/api/grants", h_grants_set, WEB_ADMIN, A},
-    {"GET", "/api/apikeys", h_keys_list, WEB_USER, R},
-    {"POST", "/api/apikeys", h_keys_create, WEB_USER, 0},
-    {"DELETE", "/api/apikeys/{id}", h_keys_revoke, WEB_USER, 0},
-    {"GET", "/api/history", h_history_list, WEB_USER, R},
-    {"GET", "/api/history/export", h_history_export, WEB_USER, R},
-    {"DELETE", "/api/history", h_history_delete_all, WEB_USER, W},
-    {"DELETE", "/api/history/{id}", h_history_delete_one, WEB_USER, W},
+    {"GET", "/api/health", h_health, WEB_PUBLIC, 0, false},
+    {"GET", "/metrics", h_metrics, WEB_PUBLIC, 0, false},
+    {"POST", "/api/login", h_login, WEB_PUBLIC, 0, false},
+    {"POST", "/api/logout", h_logout, WEB_USER, 0, false},
+    {"GET", "/api/me", h_me, WEB_USER, R, false},
+    {"POST", "/api/me/password", h_me_password, WEB_USER, 0, false},
+    {"GET", "/api/users", h_users_list, WEB_ADMIN, A, false},
+    {"POST", "/api/users", h_users_create, WEB_ADMIN, A, false},
+    {"PATCH", "/api/users/{name}", h_users_update, WEB_ADMIN, A, false},
+    {"DELETE", "/api/users/{name}", h_users_delete, WEB_ADMIN, A, false},
+    {"GET", "/api/groups", h_groups_list, WEB_ADMIN, A, false},
+    {"POST", "/api/groups", h_groups_create, WEB_ADMIN, A, false},
+    {"DELETE", "/api/groups/{name}", h_groups_delete, WEB_ADMIN, A, false},
+    {"POST", "/api/groups/{name}/members", h_group_member_add, WEB_ADMIN, A, false},
+    {"DELETE", "/api/groups/{name}/members/{user}", h_group_member_remove, WEB_ADMIN, A, false},
+    {"GET", "/api/grants", h_grants_list, WEB_ADMIN, A, false},
+    {"POST", "/api/grants", h_grants_set, WEB_ADMIN, A, false},
+    {"GET", "/api/apikeys", h_keys_list, WEB_USER, R, false},
+    {"POST", "/api/apikeys", h_keys_create, WEB_USER, 0, false},
+    {"DELETE", "/api/apikeys/{id}", h_keys_revoke, WEB_USER, 0, false},
+    {"GET", "/api/history", h_history_list, WEB_USER, R, false},
+    {"GET", "/api/history/export", h_history_export, WEB_USER, R, false},
+    {"DELETE", "/api/history", h_history_delete_all, WEB_USER, W, false},
+    {"DELETE", "/api/history/{id}", h_history_delete_one, WEB_USER, W, false},
 #ifdef RB_WEB_HAVE_INDEX
-    {"GET", "/api/collections", h_collections_list, WEB_USER, R},
-    {"POST", "/api/collections", h_collections_create, WEB_ADMIN, A},
-    {"DELETE", "/api/collections/{name}", h_collections_delete, WEB_ADMIN, A},
-    {"GET", "/api/collections/{name}/policy", h_policy_get, WEB_USER, R},
-    {"PUT", "/api/collections/{name}/policy", h_policy_put, WEB_ADMIN, A},
-    {"GET", "/api/collections/{name}/documents", h_documents_list, WEB_USER, R},
-    {"GET", "/api/documents/{id}", h_document_get, WEB_USER, R},
-    {"DELETE", "/api/documents/{id}", h_document_delete, WEB_USER, W},
-    {"GET", "/api/passages/{id}", h_chunk_get, WEB_USER, R},
-    {"POST", "/api/search", h_search, WEB_USER, R},
+    {"GET", "/api/collections", h_collections_list, WEB_USER, R, false},
+    {"POST", "/api/collections", h_collections_create, WEB_ADMIN, A, false},
+    {"DELETE", "/api/collections/{name}", h_collections_delete, WEB_ADMIN, A, false},
+    {"GET", "/api/collections/{name}/policy", h_policy_get, WEB_USER, R, false},
+    {"PUT", "/api/collections/{name}/policy", h_policy_put, WEB_ADMIN, A, false},
+    {"GET", "/api/collections/{name}/documents", h_documents_list, WEB_USER, R, false},
+    {"GET", "/api/documents/{id}", h_document_get, WEB_USER, R, false},
+    {"DELETE", "/api/documents/{id}", h_document_delete, WEB_USER, W, false},
+    {"GET", "/api/passages/{id}", h_chunk_get, WEB_USER, R, false},
+    {"POST", "/api/search", h_search, WEB_USER, R, false},
+#endif
+#if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
+    {"POST", "/api/collections/{name}/documents", rb__web_upload_finish, WEB_USER, W, true},
+    {"POST", "/api/documents/{id}/reingest", h_document_reingest, WEB_USER, W, false},
+    {"GET", "/api/ingest/status", h_ingest_status, WEB_USER, R, false},
 #endif
 #ifdef RB_WEB_HAVE_AUDIT
-    {"GET", "/api/audit", h_audit_query, WEB_AUDITOR, A},
-    {"POST", "/api/audit/verify", h_audit_verify, WEB_AUDITOR, A},
-    {"GET", "/api/audit/export", h_audit_export, WEB_AUDITOR, A},
+    {"GET", "/api/audit", h_audit_query, WEB_AUDITOR, A, false},
+    {"POST", "/api/audit/verify", h_audit_verify, WEB_AUDITOR, A, false},
+    {"GET", "/api/audit/export", h_audit_export, WEB_AUDITOR, A, false},
 #endif
 };
 const size_t rb__web_n_routes = RB_ARRAY_LEN(rb__web_routes);

@@ -445,20 +445,16 @@ static enum MHD_Result serve_asset(struct web_request *req)
     return rb__web_error(req, 404, "not_found", "no such page");
 }
 
-static enum MHD_Result dispatch(struct web_request *req)
+/* Finds the route (path first, then method): false when none. */
+static bool route_lookup(struct web_request *req, bool *path_matched)
 {
-    struct rb_web *web = req->web;
-    if (req->body_too_large)
-        return rb__web_error(req, 413, "too_large", "request body exceeds %zu bytes",
-                             web->max_body);
-    /* Find the route: path first, then method. */
-    bool path_matched = false;
+    *path_matched = false;
     for (size_t i = 0; i < rb__web_n_routes; i++) {
         char *params[WEB_MAX_PARAMS] = {0};
         int n = 0;
         if (!route_match(rb__web_routes[i].pattern, req->url, params, &n))
             continue;
-        path_matched = true;
+        *path_matched = true;
         if (strcmp(rb__web_routes[i].method, req->method) != 0) {
             for (int k = 0; k < n; k++)
                 free(params[k]);
@@ -467,9 +463,70 @@ static enum MHD_Result dispatch(struct web_request *req)
         req->route = &rb__web_routes[i];
         req->route_index = i;
         memcpy(req->params, params, sizeof params);
-        break;
+        return true;
     }
-    if (!req->route) {
+    return false;
+}
+
+/* Authentication, role, scope, origin and CSRF checks of a routed request.
+ * Returns true when it may proceed; otherwise a reply is queued in *ret. */
+static bool access_checks(struct web_request *req, enum MHD_Result *ret)
+{
+    const struct web_route *rt = req->route;
+    authenticate(req);
+    struct web_caller *c = &req->caller;
+    if (c->via_key && !c->authenticated) {
+        rb__web_audit(req, "auth.apikey", NULL, "denied");
+        *ret = rb__web_error(req, 401, "unauthorized", "invalid or revoked API key");
+        return false;
+    }
+    if (rt->access != WEB_PUBLIC) {
+        if (!c->authenticated) {
+            *ret = rb__web_error(req, 401, "unauthorized", "log in or present an API key");
+            return false;
+        }
+        if (c->via_key && !(c->scopes & rt->scope)) {
+            rb__web_audit(req, "auth.scope", rt->pattern, "denied");
+            *ret = rb__web_error(req, 403, "forbidden", "this API key lacks the needed scope");
+            return false;
+        }
+        if ((rt->access == WEB_ADMIN && c->user.role != RB_WEB_ROLE_ADMIN) ||
+            (rt->access == WEB_AUDITOR && c->user.role != RB_WEB_ROLE_ADMIN &&
+             c->user.role != RB_WEB_ROLE_AUDITOR)) {
+            rb__web_audit(req, "auth.role", rt->pattern, "denied");
+            *ret = rb__web_error(req, 403, "forbidden", "your role may not do this");
+            return false;
+        }
+    }
+    if (method_changes_state(req->method)) {
+        if (!origin_ok(req)) {
+            rb__web_audit(req, "auth.origin", rt->pattern, "denied");
+            *ret = rb__web_error(req, 403, "forbidden", "cross-origin request refused");
+            return false;
+        }
+        if (c->via_session) {
+            const char *tok =
+                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+            if (!tok || strlen(tok) != 64 || CRYPTO_memcmp(tok, c->csrf, 64) != 0) {
+                rb__web_audit(req, "auth.csrf", rt->pattern, "denied");
+                *ret = rb__web_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static enum MHD_Result dispatch(struct web_request *req)
+{
+    struct rb_web *web = req->web;
+    if (req->body_too_large)
+        return rb__web_error(req, 413, "too_large", "request body exceeds %zu bytes",
+                             req->route && req->route->upload ? web->max_upload : web->max_body);
+    if (req->checked) /* streamed uploads were checked before their body */
+        return req->route->handler(req);
+    bool path_matched = false;
+    if (!req->route && !route_lookup(req, &path_matched)) {
         if (path_matched)
             return rb__web_error(req, 405, "method_not_allowed", "method %s not allowed here",
                                  strcmp(req->method, "GET") == 0 ? "GET" : "used");
@@ -478,43 +535,10 @@ static enum MHD_Result dispatch(struct web_request *req)
             return serve_asset(req);
         return rb__web_error(req, 404, "not_found", "no such endpoint");
     }
-    const struct web_route *rt = req->route;
-    authenticate(req);
-    struct web_caller *c = &req->caller;
-    if (c->via_key && !c->authenticated) {
-        rb__web_audit(req, "auth.apikey", NULL, "denied");
-        return rb__web_error(req, 401, "unauthorized", "invalid or revoked API key");
-    }
-    if (rt->access != WEB_PUBLIC) {
-        if (!c->authenticated)
-            return rb__web_error(req, 401, "unauthorized", "log in or present an API key");
-        if (c->via_key && !(c->scopes & rt->scope)) {
-            rb__web_audit(req, "auth.scope", rt->pattern, "denied");
-            return rb__web_error(req, 403, "forbidden", "this API key lacks the needed scope");
-        }
-        if ((rt->access == WEB_ADMIN && c->user.role != RB_WEB_ROLE_ADMIN) ||
-            (rt->access == WEB_AUDITOR && c->user.role != RB_WEB_ROLE_ADMIN &&
-             c->user.role != RB_WEB_ROLE_AUDITOR)) {
-            rb__web_audit(req, "auth.role", rt->pattern, "denied");
-            return rb__web_error(req, 403, "forbidden", "your role may not do this");
-        }
-    }
-    if (method_changes_state(req->method)) {
-        if (!origin_ok(req)) {
-            rb__web_audit(req, "auth.origin", rt->pattern, "denied");
-            return rb__web_error(req, 403, "forbidden", "cross-origin request refused");
-        }
-        if (c->via_session) {
-            const char *tok =
-                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-CSRF-Token");
-            if (!tok || strlen(tok) != 64 || CRYPTO_memcmp(tok, c->csrf, 64) != 0) {
-                rb__web_audit(req, "auth.csrf", rt->pattern, "denied");
-                return rb__web_error(req, 403, "csrf",
-                                     "missing or wrong X-CSRF-Token header");
-            }
-        }
-    }
-    return rt->handler(req);
+    enum MHD_Result ret;
+    if (!access_checks(req, &ret))
+        return ret;
+    return req->route->handler(req);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -541,11 +565,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (cl && (rb_parse_i64(cl, &announced) != RB_OK || announced < 0)) {
             return rb__web_error(req, 400, "invalid", "bad Content-Length");
         }
+        bool path_matched = false;
+        if (route_lookup(req, &path_matched) && req->route->upload) {
+            /* A streamed upload: check who may send it before reading it. */
+            if ((uint64_t)announced > web->max_upload) {
+                web->metrics.rejected_body++;
+                return rb__web_error(req, 413, "too_large", "upload exceeds %zu bytes",
+                                     web->max_upload);
+            }
+            enum MHD_Result ret;
+            if (!access_checks(req, &ret))
+                return ret;
+            req->checked = true;
+            return rb__web_upload_begin(req);
+        }
         if ((uint64_t)announced > web->max_body) {
             web->metrics.rejected_body++;
             return rb__web_error(req, 413, "too_large", "request body exceeds %zu bytes",
                                  web->max_body);
         }
+        return MHD_YES;
+    }
+    if (*upload_size > 0 && req->upload) {
+        if (!req->status)
+            rb__web_upload_data(req, upload_data, *upload_size);
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -590,6 +634,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
             m->denials++;
         pthread_mutex_unlock(&m->lock);
     }
+    rb__web_upload_cleanup(req);
     for (int i = 0; i < WEB_MAX_PARAMS; i++)
         free(req->params[i]);
     rb_buf_free(&req->body);
@@ -790,6 +835,8 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     if ((st = rb_index_open(&io, &web->index, err)) != RB_OK)
         goto fail;
 #endif
+    if ((st = rb__web_ingest_start(web, err)) != RB_OK)
+        goto fail;
 
     const char *listen = opts->listen ? opts->listen
                                       : rb_config_str(cfg, "web", "listen", "127.0.0.1:8080");
@@ -881,6 +928,7 @@ void rb_web_close(struct rb_web *web)
         return;
     if (web->daemon)
         MHD_stop_daemon(web->daemon);
+    rb__web_ingest_stop(web);
     rb_web_auth_close(web->auth);
 #ifdef RB_WEB_HAVE_INDEX
     rb_index_close(web->index);

@@ -17,6 +17,8 @@
 #define WEB_LAT_BUCKETS 12
 
 struct web_route;
+struct web_upload;
+struct web_ingest;
 
 /* Prometheus counters. Route labels are route *patterns* ("/api/users/{name}"),
  * never request paths, so no user-supplied text becomes a label. */
@@ -69,6 +71,7 @@ struct rb_web {
     struct web_metrics metrics;
     struct web_throttle throttle;
     int64_t started_us;
+    struct web_ingest *ingest; /* upload worker (upload.c), NULL when not built */
 };
 
 /* The authenticated caller of a request. */
@@ -96,7 +99,24 @@ struct web_request {
     char ip[64];
     struct web_caller caller;
     int status; /* set when the response is queued (for metrics) */
+    bool checked;                /* access checks done before the body (uploads) */
+    struct web_upload *upload;   /* streamed multipart upload state, owned */
 };
+
+/* upload.c: multipart uploads streamed to DIR/uploads, and the ingest worker. */
+enum MHD_Result rb__web_upload_begin(struct web_request *req);
+void rb__web_upload_data(struct web_request *req, const char *data, size_t size);
+void rb__web_upload_cleanup(struct web_request *req);
+/* Starts/stops the worker that parses and indexes uploaded documents. */
+enum rb_status rb__web_ingest_start(struct rb_web *web, struct rb_errmsg *err);
+void rb__web_ingest_stop(struct rb_web *web);
+/* Queues a document (state pending) for (re-)ingestion. */
+enum rb_status rb__web_ingest_enqueue(struct rb_web *web, int64_t document_id);
+/* Counts for /api/ingest/status and /metrics. */
+struct web_ingest_counts {
+    int64_t queued, running, done, failed;
+};
+void rb__web_ingest_counts(struct rb_web *web, struct web_ingest_counts *out);
 
 /* Access a route needs. */
 enum web_access {
@@ -114,6 +134,7 @@ struct web_route {
     web_handler handler;
     enum web_access access;
     unsigned scope;      /* API-key scope needed (RB_WEB_SCOPE_*); 0 = sessions only */
+    bool upload;         /* body is multipart/form-data streamed to disk (max_upload_bytes) */
 };
 
 /* api.c */
