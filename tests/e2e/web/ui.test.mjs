@@ -133,6 +133,26 @@ try {
   }
   check((await page.textContent('#grant-list')).includes('alice'), 'grants listed');
   await shot(page, '02-admin');
+
+  // Upload a real document with progress, and watch it ingest.
+  await page.goto(`${base}/#/documents`);
+  await page.waitForSelector('#upload-file');
+  await page.selectOption('#doc-collection', 'medical');
+  await page.waitForSelector('#doc-list tr');
+  await page.setInputFiles('#upload-file', path.join(shared, 'eval/pubmedqa/docs/pmid-10201555.txt'));
+  await page.click('form:has(#upload-file) button[type=submit]');
+  await page.waitForSelector('#doc-list td:text-is("pmid-10201555.txt")');
+  await shot(page, '02b-uploaded');
+  let state = '';
+  for (let i = 0; i < 60 && !state.includes('indexed'); i++) {
+    await page.waitForTimeout(500);
+    await page.selectOption('#doc-collection', 'news');
+    await page.selectOption('#doc-collection', 'medical');
+    await page.waitForSelector('#doc-list td:text-is("pmid-10201555.txt")');
+    state = await page.textContent('#doc-list tr:has(td:text-is("pmid-10201555.txt")) td:nth-child(2)');
+  }
+  check(state.includes('indexed'), `uploaded document ingested (${state})`);
+  await shot(page, '02c-ingested');
   await logout(page);
 
   // alice: search in English, open the cited passage (document + page).
