@@ -68,7 +68,11 @@ static enum MHD_Result h_health(struct web_request *req)
 #else
     cJSON_AddBoolToObject(f, "audit", false);
 #endif
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
+    cJSON_AddBoolToObject(f, "ask", true);
+#else
     cJSON_AddBoolToObject(f, "ask", false);
+#endif
 #if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
     cJSON_AddBoolToObject(f, "upload", true);
 #else
@@ -1190,6 +1194,173 @@ static enum rb_status metrics_ingest(struct rb_web *web, struct rb_buf *b)
                          (long long)c.failed);
 }
 
+#ifdef RB_WEB_HAVE_ANSWER
+/* ================================================================== ask */
+
+struct ask_stream {
+    struct rb_buf sse; /* the event stream being built */
+    bool ok;
+};
+
+static bool sse_event(struct rb_buf *b, const char *event, cJSON *data)
+{
+    char *text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    bool ok = text && rb_buf_printf(b, "event: %s\ndata: %s\n\n", event, text) == RB_OK;
+    free(text);
+    return ok;
+}
+
+static bool ask_piece(void *user, const char *piece, size_t len)
+{
+    struct ask_stream *s = user;
+    cJSON *o = cJSON_CreateObject();
+    char *t = rb_strndup(piece, len);
+    cJSON_AddStringToObject(o, "text", t ? t : "");
+    free(t);
+    s->ok = s->ok && sse_event(&s->sse, "token", o);
+    return s->ok;
+}
+
+/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive}:
+ * Server-Sent Events: "token" {text}..., "citations" {citations:[...]}, "done"
+ * {answer, refused, refusal, lang, mode, audit_id, ...}; "error" {message}. */
+static enum MHD_Result h_ask(struct web_request *req)
+{
+    struct rb_web *web = req->web;
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *question = rb_json_str(body, "question");
+    const char *vertical = rb_json_str(body, "vertical");
+    const char *mode_text = rb_json_str(body, "mode");
+    cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
+    const char *one = rb_json_str(body, "collection");
+    enum rb_answer_mode mode = RB_ANSWER_MODE_AUTO;
+    if (mode_text && strcmp(mode_text, "extractive") == 0)
+        mode = RB_ANSWER_MODE_EXTRACTIVE;
+    else if (mode_text && strcmp(mode_text, "auto") != 0)
+        mode = (enum rb_answer_mode)-1;
+    if (!question || !*question || strlen(question) > 8192 || (names && !cJSON_IsArray(names)) ||
+        (int)mode < 0 || (vertical && strlen(vertical) > 64)) {
+        cJSON_Delete(body);
+        return rb__web_error(req, 400, "invalid",
+                             "question (1..8192 bytes), collections [names], mode auto|extractive");
+    }
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    enum rb_status st = rb_index_collection_list(web->index, &list, &n);
+    if (st != RB_OK) {
+        cJSON_Delete(body);
+        return rb__web_status(req, st, rb_index_errmsg(web->index));
+    }
+    int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
+    const char **cnames = rb_calloc_array(n ? n : 1, sizeof *cnames);
+    size_t n_ids = 0;
+    bool missing = false;
+    for (size_t i = 0; i < n && ids && cnames; i++) {
+        if (!can(req, list[i].id, false))
+            continue;
+        bool wanted = !names && !one;
+        if (one && strcmp(one, list[i].name) == 0)
+            wanted = true;
+        const cJSON *nm;
+        cJSON_ArrayForEach(nm, names)
+        {
+            if (cJSON_IsString(nm) && strcmp(nm->valuestring, list[i].name) == 0)
+                wanted = true;
+        }
+        if (wanted) {
+            ids[n_ids] = list[i].id;
+            cnames[n_ids++] = list[i].name;
+        }
+    }
+    /* Every named collection must be readable (else: "no such collection"). */
+    size_t n_named = (one ? 1 : 0) + (size_t)(names ? cJSON_GetArraySize(names) : 0);
+    if ((one || names) && n_ids < n_named)
+        missing = true;
+    if (missing || !ids || !cnames || n_ids == 0) {
+        free(ids);
+        free(cnames);
+        rb_index_collection_list_free(list, n);
+        cJSON_Delete(body);
+        if (missing)
+            return denied_as_missing(req, "ask.collection", NO_COLLECTION);
+        return rb__web_error(req, 404, "not_found", "you may not read any collection");
+    }
+    struct search_acl acl = {web->auth, req->caller.user.id, ids, n_ids};
+    struct ask_stream stream = {.ok = true};
+    rb_buf_init(&stream.sse, 64 << 20);
+    struct rb_answer_request ar = {.question = question,
+                                   .collections = cnames,
+                                   .n_collections = n_ids,
+                                   .vertical = vertical,
+                                   .mode = mode,
+                                   .allow = search_allow,
+                                   .allow_ctx = &acl,
+                                   .user = req->caller.user.name,
+                                   .client = req->ip,
+                                   .on_piece = ask_piece,
+                                   .stream_user = &stream};
+    struct rb_answer_result res;
+    memset(&res, 0, sizeof res);
+    struct rb_errmsg err;
+    rb_errmsg_clear(&err);
+    st = rb_answerer_ask(web->answerer, &ar, &res, &err);
+    if (st == RB_OK) {
+        cJSON *full = rb_answer_result_json(&res, false);
+        cJSON *cites = cJSON_CreateObject();
+        cJSON *arr = cJSON_Duplicate(cJSON_GetObjectItem(full, "citations"), true);
+        cJSON_AddItemToObject(cites, "citations", arr ? arr : cJSON_CreateArray());
+        if (stream.sse.len == 0 && res.answer) {
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddStringToObject(t, "text", res.answer);
+            stream.ok = sse_event(&stream.sse, "token", t);
+        }
+        char *cit_text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+        if (rb_web_history_add(web->auth, req->caller.user.id, cnames[0], question,
+                               res.answer, cit_text, NULL) != RB_OK)
+            RB_WARN("web", "history not recorded: %s", rb_web_auth_errmsg(web->auth));
+        free(cit_text);
+        stream.ok = stream.ok && sse_event(&stream.sse, "citations", cites);
+        stream.ok = stream.ok && sse_event(&stream.sse, "done", full);
+    } else {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "code", rb_status_name(st));
+        cJSON_AddStringToObject(e, "message", st == RB_ERR_NOT_FOUND ? NO_COLLECTION
+                                               : (st == RB_ERR_INTERNAL || st == RB_ERR_DB ||
+                                                  st == RB_ERR_IO)
+                                                   ? rb_status_str(st)
+                                                   : err.text);
+        RB_WARN("web", "ask failed: %s", err.text);
+        stream.ok = sse_event(&stream.sse, "error", e);
+    }
+    rb_answer_result_free(&res);
+    free(ids);
+    free(cnames);
+    rb_index_collection_list_free(list, n);
+    cJSON_Delete(body);
+    if (!stream.ok) {
+        rb_buf_free(&stream.sse);
+        return rb__web_status(req, RB_ERR_NOMEM, "out of memory");
+    }
+    char *text = rb_buf_steal(&stream.sse);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        text ? strlen(text) : 0, text, free);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    rb__web_headers(req, r, true);
+    req->status = 200;
+    ret = MHD_queue_response(req->conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+#endif /* RB_WEB_HAVE_ANSWER */
+
 /* Totals for /metrics (no per-collection labels: names could leak). */
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b)
@@ -1414,6 +1585,9 @@ const struct web_route rb__web_routes[] = {
     {"DELETE", "/api/documents/{id}", h_document_delete, WEB_USER, W, false},
     {"GET", "/api/passages/{id}", h_chunk_get, WEB_USER, R, false},
     {"POST", "/api/search", h_search, WEB_USER, R, false},
+#endif
+#if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_ANSWER)
+    {"POST", "/api/ask", h_ask, WEB_USER, R, false},
 #endif
 #if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
     {"POST", "/api/collections/{name}/documents", rb__web_upload_finish, WEB_USER, W, true},

@@ -837,6 +837,22 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
 #endif
     if ((st = rb__web_ingest_start(web, err)) != RB_OK)
         goto fail;
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
+    {
+        struct rb_answerer_options ao = {.index = web->index};
+#ifdef RAGBOX_ANSWER_HAVE_ENV
+        struct rb_answer_env_options eo = {.data_dir = opts->data_dir, .config = cfg,
+                                           .audit = true};
+        if ((st = rb_answer_env_open(&eo, &web->answer_env, err)) != RB_OK)
+            goto fail;
+        rb_answer_env_apply(web->answer_env, &ao);
+#endif
+        /* No generation backend is wired in this build: answers are extractive
+         * (cited sentences of the retrieved passages) or refusals. */
+        if ((st = rb_answerer_open(&ao, &web->answerer, err)) != RB_OK)
+            goto fail;
+    }
+#endif
 
     const char *listen = opts->listen ? opts->listen
                                       : rb_config_str(cfg, "web", "listen", "127.0.0.1:8080");
@@ -929,6 +945,12 @@ void rb_web_close(struct rb_web *web)
     if (web->daemon)
         MHD_stop_daemon(web->daemon);
     rb__web_ingest_stop(web);
+#ifdef RB_WEB_HAVE_ANSWER
+    rb_answerer_close(web->answerer);
+#ifdef RAGBOX_ANSWER_HAVE_ENV
+    rb_answer_env_close(web->answer_env);
+#endif
+#endif
     rb_web_auth_close(web->auth);
 #ifdef RB_WEB_HAVE_INDEX
     rb_index_close(web->index);

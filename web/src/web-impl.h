@@ -12,6 +12,9 @@
 #ifdef RB_WEB_HAVE_AUDIT
 #include "ragbox/audit.h"
 #endif
+#ifdef RB_WEB_HAVE_ANSWER
+#include "ragbox/answer.h"
+#endif
 
 #define WEB_MAX_PARAMS 4
 #define WEB_LAT_BUCKETS 12
@@ -55,6 +58,12 @@ struct rb_web {
     struct rb_web_auth *auth;
 #ifdef RB_WEB_HAVE_INDEX
     struct rb_index *index; /* shared by all request threads (rb_index is thread-safe) */
+#endif
+#ifdef RB_WEB_HAVE_ANSWER
+    struct rb_answerer *answerer; /* extractive (or generating, with a backend) answers */
+#ifdef RAGBOX_ANSWER_HAVE_ENV
+    struct rb_answer_env *answer_env; /* vertical packs + audit of each ask */
+#endif
 #endif
 #ifdef RB_WEB_HAVE_AUDIT
     struct rb_audit *audit; /* shared (rb_audit serialises appends) */

@@ -192,7 +192,7 @@ function askPage(main) {
       const r = await fetch('/api/ask', {
         method: 'POST', signal: controller.signal, credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': state.csrf, Accept: 'text/event-stream' },
-        body: JSON.stringify({ question: q.value, collection: col.value || undefined, language: language() }),
+        body: JSON.stringify({ question: q.value, collection: col.value || undefined }),
       });
       if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
       const reader = r.body.getReader();
@@ -215,8 +215,11 @@ function askPage(main) {
           if (event === 'token') answer.textContent += obj.text;
           else if (event === 'citations') {
             for (const c of obj.citations || []) {
-              cites.append(el('li', {}, el('button', { type: 'button', text: `${c.title || c.source} ${pages(c.page_start, c.page_end)}`, onclick: () => openPassage(c.chunk_id) })));
+              cites.append(el('li', { value: c.label }, el('button', { type: 'button', text: `${c.document || ''} ${pages(c.page, c.page)}`.trim(), onclick: () => openPassage(c.chunk_id) })));
             }
+          } else if (event === 'done') {
+            // The final text supersedes what was streamed (citations checked).
+            if (obj.answer) answer.textContent = obj.answer;
           } else if (event === 'error') toast(obj.message || 'error');
         }
       }
