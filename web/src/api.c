@@ -112,13 +112,16 @@ static enum MHD_Result h_login(struct web_request *req)
     cJSON *body = rb__web_body_json(req, &ret);
     if (!body)
         return ret;
-    const char *name = rb_json_str(body, "username");
+    const char *name_in = rb_json_str(body, "username");
     const char *password = rb_json_str(body, "password");
-    if (!name || !password || strlen(name) > RB_WEB_NAME_MAX ||
+    if (!name_in || !password || strlen(name_in) > RB_WEB_NAME_MAX ||
         strlen(password) > RB_WEB_PASSWORD_MAX) {
         cJSON_Delete(body);
         return rb__web_error(req, 400, "invalid", "username and password (strings) are required");
     }
+    /* A copy: the audit records below outlive the request body. */
+    char name[RB_WEB_NAME_MAX + 1];
+    rb_strlcpy(name, name_in, sizeof name);
     struct rb_web *web = req->web;
     char ukey[96], ikey[96];
     snprintf(ukey, sizeof ukey, "u:%s", name);
