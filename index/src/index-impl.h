@@ -39,7 +39,7 @@ struct rb_index {
     int rrf_k;
     double weight_keyword, weight_vector;
     int64_t auto_hnsw_threshold;
-    int hnsw_m, hnsw_ef_construction, hnsw_ef_search, ivf_nprobe, overfetch;
+    int hnsw_m, hnsw_ef_search, ivf_nprobe, overfetch;
     int busy_timeout_ms;
 
     pthread_key_t err_key;       /* per-thread struct rb_errmsg */
@@ -76,6 +76,10 @@ int rb__fts5_register(sqlite3 *db);
  * OR (English stop words dropped unless nothing else remains). NULL when the
  * text has no tokens. Caller frees. */
 char *rb__fts_match_expr(const char *text);
+/* Distinct query tokens (stop words dropped unless nothing else remains);
+ * prefix[i] marks one-character CJK runs, matched as prefixes. Caller frees. */
+RB_NODISCARD enum rb_status rb__query_terms(const char *text, char ***toks, bool **prefix,
+                                            size_t *n);
 
 /* vectors.c (callers hold vlock as noted) */
 struct rb__vcoll *rb__vcoll_find(struct rb_index *idx, int64_t id);             /* any lock */

@@ -68,6 +68,8 @@ static const char *const migrations[] = {
     "  ntotal INTEGER NOT NULL,\n"
     "  index_type TEXT NOT NULL,\n"
     "  written_us INTEGER NOT NULL);\n",
+    /* 2: term statistics, to prune very common query terms */
+    "CREATE VIRTUAL TABLE chunk_fts_vocab USING fts5vocab(chunk_fts, row);\n",
 };
 
 static int64_t query_int(sqlite3 *db, const char *sql, int *rc)

@@ -592,6 +592,8 @@ enum rb_status rb__vcoll_apply(struct rb_index *idx, sqlite3 *db, struct rb__vco
         }
         if (faiss_Index_d((FaissIndex *)vc->faiss) != vc->dim)
             return rb__err(idx, RB_ERR_DIMENSION, "vector index dimension mismatch");
+        /* Batches use the cores (HNSW inserts in parallel); single adds do not. */
+        omp_set_num_threads(n_add >= 64 ? omp_get_num_procs() : 1);
         if (faiss_Index_add_with_ids((FaissIndex *)vc->faiss, (idx_t)n_add, add_vecs, add_ids) != 0)
             return faiss_fail(idx, "FAISS add");
     }

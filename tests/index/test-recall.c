@@ -6,7 +6,7 @@
 #include "helpers.h"
 
 #define DIM 64
-#define N 20000
+#define N 10000
 #define PER_DOC 500
 #define CLUSTERS 100
 #define QUERIES 100
