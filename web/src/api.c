@@ -515,8 +515,8 @@ static enum MHD_Result h_keys_create(struct web_request *req)
     /* Only an admin may create keys for someone else. */
     if (user && strcmp(user, req->caller.user.name) != 0 &&
         req->caller.user.role != RB_WEB_ROLE_ADMIN) {
-        cJSON_Delete(body);
         rb__web_audit(req, "apikey.create", user, "denied");
+        cJSON_Delete(body);
         return rb__web_error(req, 403, "forbidden", "only an admin creates keys for others");
     }
     if (!user)
