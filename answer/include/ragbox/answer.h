@@ -1,0 +1,244 @@
+/* ragbox answer: the question path.
+ *
+ *   question -> language (EN/ZH) -> hybrid retrieval over the collections the
+ *   caller may read -> context packed to the model's token budget (deduplicated,
+ *   ordered, labelled "[n] document p. page §section") -> the vertical's prompt
+ *   template -> streaming generation (local engine or a remote OpenAI-compatible
+ *   server) or extractive selection -> citations [n] mapped back to chunks ->
+ *   cite-or-refuse -> audit record.
+ *
+ * The building blocks (language detection, term extraction, sentence
+ * splitting, the extractive scorer, context packing, citation parsing, the
+ * refusal policy and the generation backends) are public so the web server,
+ * the batch runner and the evaluator use exactly the same code.
+ *
+ * Thread-safety: the pure functions are thread-safe. A struct rb_answer_backend
+ * serves one generation at a time (callers serialise, or open one per thread;
+ * the remote backend is cheap to open). A struct rb_answerer (the pipeline)
+ * is used by one thread at a time; the batch runner opens one per worker.
+ *
+ * Ownership: every pointer documented as "owned" in a result struct is freed
+ * by the matching *_free function; "borrowed" pointers stay owned by their
+ * source and are valid for the stated lifetime.
+ */
+#ifndef RAGBOX_ANSWER_H
+#define RAGBOX_ANSWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ragbox/common.h"
+
+/* ============================================================== language */
+
+enum rb_answer_lang { RB_ANSWER_LANG_EN = 0, RB_ANSWER_LANG_ZH = 1 };
+
+/* Chinese when at least 30 % of the letters are CJK (a question mixing a few
+ * English terms into Chinese is Chinese), English otherwise. */
+enum rb_answer_lang rb_answer_detect_lang(const char *text, size_t len);
+const char *rb_answer_lang_code(enum rb_answer_lang lang); /* "en" / "zh", static */
+
+/* ================================================================= terms */
+
+/* The scoring terms of a text: lower-cased Latin words and numbers (English
+ * stop-words and question words removed, numbers normalised: "1,234.50" ->
+ * "1234.50"), and for CJK runs overlapping character bigrams (a single CJK
+ * character stays a unigram). Chinese function words (的, 是, 什么, 多少 ...)
+ * are removed before bigramming. */
+struct rb_answer_terms {
+    char **term; /* owned array of n owned strings, in text order, duplicates kept */
+    size_t n;
+};
+RB_NODISCARD enum rb_status rb_answer_terms_extract(const char *text, size_t len,
+                                                    struct rb_answer_terms *out);
+void rb_answer_terms_free(struct rb_answer_terms *t);
+
+/* ============================================================= sentences */
+
+/* Byte spans [start, end) of the sentences of text (English . ! ? followed by
+ * a space and not an abbreviation or a decimal point; Chinese 。！？；;
+ * line breaks; a table row "a | b | c" is its own sentence). Whitespace-only
+ * spans are dropped. Caller frees *spans (pairs: spans[2i], spans[2i+1]). */
+RB_NODISCARD enum rb_status rb_answer_split_sentences(const char *text, size_t len,
+                                                      size_t **spans, size_t *n);
+
+/* ============================================================== passages */
+
+/* A retrieved chunk as the answer path sees it (filled from the index). */
+struct rb_answer_passage {
+    int64_t chunk_id;
+    int64_t document_id;
+    char *document;   /* owned: document title or file name */
+    char *doc_hash;   /* owned: SHA-256 hex of the source document, may be NULL */
+    char *collection; /* owned, may be NULL */
+    int page;         /* 1-based page, 0 when the format has no pages */
+    char *section;    /* owned, may be NULL */
+    char *text;       /* owned: chunk text (UTF-8) */
+    double score;     /* retrieval score (higher is better; fused hybrid score) */
+    double keyword_score; /* BM25 leg (higher better), 0 when absent */
+    double vector_score;  /* cosine leg, 0 when absent */
+};
+void rb_answer_passage_clear(struct rb_answer_passage *p);
+
+/* ============================================================ extractive */
+
+struct rb_answer_extract_options {
+    size_t max_sentences;  /* default 3 */
+    size_t max_chars;      /* whole answer, default 800 bytes */
+    double rank_weight;    /* weight of the chunk-rank prior, default 0.15 */
+    double min_relative;   /* keep sentences scoring >= this * best, default 0.55 */
+};
+
+/* One selected sentence: a copy of its text and the passage it came from. */
+struct rb_answer_sentence {
+    char *text;     /* owned */
+    size_t passage; /* index into the passages given */
+    double score;
+    double coverage; /* idf-weighted fraction of the question's terms it contains, 0..1 */
+};
+
+struct rb_answer_extract {
+    struct rb_answer_sentence *sentence; /* owned array of n, best first */
+    size_t n;
+    double best_coverage; /* coverage of the question by the best single passage, 0..1 */
+};
+
+/* Scores every sentence of every passage against the question (BM25 over
+ * sentences with idf from the retrieved pool, CJK bigrams, plus a prior on
+ * the passage's retrieval rank) and picks the best-supported ones, skipping
+ * near-duplicates. passages are in rank order. opts may be NULL. */
+RB_NODISCARD enum rb_status rb_answer_extract(const char *question,
+                                              const struct rb_answer_passage *passages,
+                                              size_t n_passages,
+                                              const struct rb_answer_extract_options *opts,
+                                              struct rb_answer_extract *out);
+void rb_answer_extract_free(struct rb_answer_extract *e);
+
+/* idf-weighted fraction of the question's terms that occur in text (0..1);
+ * idf from the pool of texts given (pool may be the passages themselves). */
+double rb_answer_coverage(const char *question, const char *text,
+                          const struct rb_answer_passage *pool, size_t n_pool);
+
+/* ============================================================ packing */
+
+/* Counts tokens of a text for the model in use; NULL = estimate (one token per
+ * CJK character, one per 4 other bytes). */
+typedef size_t (*rb_answer_count_fn)(void *user, const char *text, size_t len);
+
+struct rb_answer_packed {
+    char *context;       /* owned: "[1] doc p. 3 §Sec\ntext\n\n[2] ..." */
+    size_t *passage_of;  /* owned: label n (1-based) -> passage index: passage_of[n-1] */
+    size_t n_labels;
+    size_t tokens;       /* tokens used by the context */
+    size_t n_dropped;    /* passages left out (duplicates or no room) */
+};
+/* Packs passages (rank order) into at most budget tokens: exact and near
+ * duplicates (same chunk, or > 90 % shared terms with one already packed) are
+ * skipped; a passage that does not fit whole is truncated on a sentence
+ * boundary when at least 200 tokens remain, otherwise dropped. Labels follow
+ * rank order. */
+RB_NODISCARD enum rb_status rb_answer_pack(const struct rb_answer_passage *passages, size_t n,
+                                           size_t budget, rb_answer_count_fn count,
+                                           void *count_user, struct rb_answer_packed *out);
+void rb_answer_packed_free(struct rb_answer_packed *p);
+/* The label line of a passage: "document p. 3 §section" (caller frees). */
+char *rb_answer_source_label(const struct rb_answer_passage *p);
+
+/* ============================================================ citations */
+
+/* Citation labels used in an answer: "[1]", "[1, 3]", "[1][2]", "[1-3]",
+ * "【1】", "［1］". Distinct labels in order of first use, each in 1..max_label
+ * (others are returned in *invalid so callers can detect invented sources).
+ * Caller frees *labels. */
+RB_NODISCARD enum rb_status rb_answer_parse_citations(const char *answer, size_t max_label,
+                                                      int **labels, size_t *n,
+                                                      size_t *invalid);
+
+/* The refusal text in the question's language; reason is
+ * RB_ANSWER_REFUSE_NO_EVIDENCE or RB_ANSWER_REFUSE_UNCITED. Static storage. */
+enum rb_answer_refusal {
+    RB_ANSWER_REFUSE_NONE = 0,
+    RB_ANSWER_REFUSE_NO_EVIDENCE,  /* nothing retrieved, or evidence below the threshold */
+    RB_ANSWER_REFUSE_UNCITED,      /* the model's answer cites nothing that was retrieved */
+    RB_ANSWER_REFUSE_POLICY,       /* the vertical's policy forbids answering */
+};
+const char *rb_answer_refusal_text(enum rb_answer_refusal reason, enum rb_answer_lang lang);
+const char *rb_answer_refusal_name(enum rb_answer_refusal reason); /* "no_evidence", ... */
+
+/* ============================================================ backends */
+
+/* One chat message (borrowed strings). */
+struct rb_answer_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+};
+
+/* Streaming callback: a piece of generated UTF-8 text (not NUL-terminated).
+ * Return false to stop generation (the call then returns RB_ERR_CANCELLED). */
+typedef bool (*rb_answer_stream_fn)(void *user, const char *piece, size_t len);
+
+struct rb_answer_gen_params {
+    int max_tokens;     /* default 512 */
+    float temperature;  /* default 0 (greedy) */
+    float top_p;        /* default 1 */
+    uint64_t seed;      /* 0 = fixed default */
+};
+
+struct rb_answer_backend;
+
+/* The generic interface (a struct of function pointers, as engine backends). */
+struct rb_answer_backend_ops {
+    const char *name; /* "local", "remote" */
+    enum rb_status (*generate)(struct rb_answer_backend *b, const struct rb_answer_message *msgs,
+                               size_t n_msgs, const struct rb_answer_gen_params *params,
+                               rb_answer_stream_fn on_piece, void *user, char **text);
+    size_t (*count_tokens)(struct rb_answer_backend *b, const char *text, size_t len);
+    void (*close)(struct rb_answer_backend *b);
+};
+
+struct rb_answer_backend {
+    const struct rb_answer_backend_ops *ops;
+    size_t context_tokens;  /* the model's context window */
+    char model_id[256];     /* model name (remote) or file name (local) */
+    char model_hash[RB_SHA256_HEX_LEN + 1]; /* SHA-256 of the GGUF file; "" when remote */
+    struct rb_errmsg err;
+};
+
+/* Generates a reply to msgs, streaming pieces to on_piece (may be NULL); the
+ * whole reply in *text (caller frees) when text is non-NULL. */
+RB_NODISCARD enum rb_status rb_answer_backend_generate(struct rb_answer_backend *b,
+                                                       const struct rb_answer_message *msgs,
+                                                       size_t n_msgs,
+                                                       const struct rb_answer_gen_params *params,
+                                                       rb_answer_stream_fn on_piece, void *user,
+                                                       char **text);
+size_t rb_answer_backend_count_tokens(struct rb_answer_backend *b, const char *text, size_t len);
+const char *rb_answer_backend_errmsg(const struct rb_answer_backend *b);
+void rb_answer_backend_close(struct rb_answer_backend *b); /* NULL ok */
+
+/* Remote OpenAI-compatible server (vLLM, TGI, llama.cpp server, ragbox web):
+ * POST {base_url}/chat/completions with "stream": true, Server-Sent Events.
+ * TLS verification is on unless insecure; ca_file adds a private CA. A
+ * transient failure (connect error, timeout before the first byte, HTTP 429
+ * or 5xx) is retried up to `retries` times with exponential back-off starting
+ * at backoff_ms (doubling, capped at 8 s, honouring Retry-After); once tokens
+ * have streamed to the caller there is no retry. */
+struct rb_answer_remote_options {
+    const char *base_url;   /* e.g. "https://gpu1:8000/v1" (required) */
+    const char *model;      /* model name sent in the request (required) */
+    const char *api_key;    /* bearer token, may be NULL */
+    const char *ca_file;    /* PEM CA bundle, may be NULL */
+    bool insecure;          /* skip TLS verification (testing only) */
+    long connect_timeout_ms; /* default 5000 */
+    long timeout_ms;        /* whole request, default 120000 */
+    long idle_timeout_ms;   /* abort when no byte arrives for this long, default 30000 */
+    int retries;            /* default 3 */
+    long backoff_ms;        /* default 250 */
+    size_t context_tokens;  /* the server model's window, default 8192 */
+};
+RB_NODISCARD enum rb_status rb_answer_backend_open_remote(const struct rb_answer_remote_options *o,
+                                                          struct rb_answer_backend **out,
+                                                          struct rb_errmsg *err);
+
+#endif
