@@ -241,4 +241,35 @@ RB_NODISCARD enum rb_status rb_answer_backend_open_remote(const struct rb_answer
                                                           struct rb_answer_backend **out,
                                                           struct rb_errmsg *err);
 
+/* ================================================================ tables */
+
+/* Question and result tables for batch jobs: JSON Lines (one object per line;
+ * columns are the union of keys), CSV (RFC 4180, first row = header, UTF-8,
+ * an Excel BOM is skipped) and XLSX (first worksheet, first row = header).
+ * Limits: 256 MiB, 1 000 000 rows, 256 columns. */
+enum rb_answer_format {
+    RB_ANSWER_FORMAT_UNKNOWN = 0,
+    RB_ANSWER_FORMAT_JSONL,
+    RB_ANSWER_FORMAT_CSV,
+    RB_ANSWER_FORMAT_XLSX,
+};
+enum rb_answer_format rb_answer_format_from_path(const char *path); /* by extension */
+
+struct rb_answer_table {
+    char **header; /* owned array of n_cols owned strings */
+    char **cell;   /* owned row-major n_rows * n_cols owned strings (NULL = empty) */
+    size_t n_rows, n_cols;
+};
+RB_NODISCARD enum rb_status rb_answer_table_read(const char *path, struct rb_answer_table *out,
+                                                 struct rb_errmsg *err);
+/* Writes atomically in the format of path's extension. In JSONL a cell whose
+ * text is a JSON array/object/true/false is written as JSON; in CSV cells that
+ * start with = + - @ are prefixed with ' (no formula injection). */
+RB_NODISCARD enum rb_status rb_answer_table_write(const char *path,
+                                                  const struct rb_answer_table *t,
+                                                  struct rb_errmsg *err);
+/* Borrowed cell of `column` (case-insensitive) in row, NULL when absent/empty. */
+const char *rb_answer_table_get(const struct rb_answer_table *t, size_t row, const char *column);
+void rb_answer_table_free(struct rb_answer_table *t);
+
 #endif
