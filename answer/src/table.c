@@ -446,10 +446,27 @@ static enum rb_status read_xlsx(const char *path, struct builder *b, struct rb_e
     for (xmlNode *c = root ? root->children : NULL; c && !data; c = c->next)
         if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, BAD_CAST "sheetData") == 0)
             data = c;
-    bool header = true;
-    for (xmlNode *row = data ? data->children : NULL; row && st == RB_OK; row = row->next) {
+    /* The header is the first of the first ten rows with the most cells: a
+     * title row above the table (one merged cell) is skipped. */
+    xmlNode *header_row = NULL;
+    size_t most = 0, seen_rows = 0;
+    for (xmlNode *row = data ? data->children : NULL; row && seen_rows < 10; row = row->next) {
         if (row->type != XML_ELEMENT_NODE || xmlStrcmp(row->name, BAD_CAST "row") != 0)
             continue;
+        seen_rows++;
+        size_t cells = 0;
+        for (xmlNode *c = row->children; c; c = c->next)
+            cells += c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, BAD_CAST "c") == 0;
+        if (cells > most) {
+            most = cells;
+            header_row = row;
+        }
+    }
+    bool header = false;
+    for (xmlNode *row = header_row; row && st == RB_OK; row = row->next) {
+        if (row->type != XML_ELEMENT_NODE || xmlStrcmp(row->name, BAD_CAST "row") != 0)
+            continue;
+        header = row == header_row;
         bool any = false;
         long next_col = 0;
         for (xmlNode *c = row->children; c && st == RB_OK; c = c->next) {
@@ -520,7 +537,6 @@ static enum rb_status read_xlsx(const char *path, struct builder *b, struct rb_e
             }
             rb_buf_free(&v);
         }
-        header = false;
     }
 out:
     for (size_t k = 0; k < n_shared && shared; k++)
