@@ -241,6 +241,74 @@ RB_NODISCARD enum rb_status rb_answer_backend_open_remote(const struct rb_answer
                                                           struct rb_answer_backend **out,
                                                           struct rb_errmsg *err);
 
+/* ================================================================ results */
+
+/* One source the answer cites (label [n] in the answer text). */
+struct rb_answer_citation {
+    int label;           /* the n of [n] */
+    int64_t chunk_id;
+    int64_t document_id;
+    char *document;      /* owned */
+    char *doc_hash;      /* owned, may be NULL */
+    char *collection;    /* owned, may be NULL */
+    int page;            /* 1-based, 0 = none */
+    char *section;       /* owned, may be NULL */
+    char *text;          /* owned: the chunk text */
+    double score;        /* retrieval score */
+};
+
+enum rb_answer_mode {
+    RB_ANSWER_MODE_AUTO = 0,   /* generate when a backend is configured, else extractive */
+    RB_ANSWER_MODE_EXTRACTIVE, /* best-supported sentences, no LLM */
+    RB_ANSWER_MODE_GENERATE,   /* LLM (error when no backend) */
+};
+
+struct rb_answer_result {
+    char *answer;             /* owned: the text shown to the user (refusal text when refused) */
+    bool refused;
+    enum rb_answer_refusal refusal;
+    enum rb_answer_lang lang;
+    const char *mode_used;    /* static: "extractive", "local", "remote" */
+    struct rb_answer_citation *citation; /* owned array of n_citations, label order */
+    size_t n_citations;
+    struct rb_answer_passage *passage;   /* owned: what retrieval returned, rank order */
+    size_t n_passages;
+    double evidence;          /* best passage coverage of the question, 0..1 */
+    double threshold;         /* the vertical's refusal threshold applied */
+    char *withheld;           /* owned: a generated answer withheld as uncited, or NULL */
+    char *vertical;           /* owned */
+    char *template_id;        /* owned: "finance/answer.en" etc., may be NULL */
+    char *template_version;   /* owned, may be NULL */
+    char model_hash[RB_SHA256_HEX_LEN + 1];
+    char audit_id[96];        /* "" when not audited */
+    int64_t latency_ms;
+    size_t context_tokens;    /* tokens of packed context */
+};
+void rb_answer_result_free(struct rb_answer_result *r); /* frees members; NULL ok */
+
+/* The result as JSON: {answer, refused, refusal, lang, mode, citations:[{label,
+ * document, page, section, chunk_id, document_id, doc_hash, text, score}],
+ * evidence, threshold, audit_id, latency_ms, vertical, template, model_hash}
+ * (+ "retrieved" with passages when with_passages). Caller cJSON_Deletes. */
+cJSON *rb_answer_result_json(const struct rb_answer_result *r, bool with_passages);
+
+/* Builds the extractive answer from the selected sentences: each sentence
+ * followed by its source label [n], labels numbered by first use; fills
+ * r->answer and r->citation from passages. disclaimer (may be NULL) is
+ * appended on its own paragraph. */
+RB_NODISCARD enum rb_status rb_answer_compose_extractive(const struct rb_answer_extract *ex,
+                                                         const struct rb_answer_passage *passages,
+                                                         const char *disclaimer,
+                                                         struct rb_answer_result *r);
+
+/* Maps the labels [n] of a generated answer to citations through the packed
+ * context (label n -> passages[packed->passage_of[n-1]]). Returns the number
+ * of valid distinct labels in *n_cited. */
+RB_NODISCARD enum rb_status rb_answer_map_citations(const char *answer,
+                                                    const struct rb_answer_packed *packed,
+                                                    const struct rb_answer_passage *passages,
+                                                    struct rb_answer_result *r, size_t *n_cited);
+
 /* ================================================================ tables */
 
 /* Question and result tables for batch jobs: JSON Lines (one object per line;
