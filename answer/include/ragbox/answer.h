@@ -309,6 +309,53 @@ RB_NODISCARD enum rb_status rb_answer_map_citations(const char *answer,
                                                     const struct rb_answer_passage *passages,
                                                     struct rb_answer_result *r, size_t *n_cited);
 
+/* ================================================================= batch */
+
+/* A batch job: every row of a question table (column "question", optional
+ * "id") answered by `workers` threads, each with its own worker handle from
+ * open_worker. Results stream into a journal beside the output
+ * (<out>.journal, one JSON line per finished question, flushed and fsync'd),
+ * so an interrupted or killed job resumes without redoing finished questions;
+ * the journal records the SHA-256 of the question file and a resumed job with
+ * a changed question file is refused. When every row is done the output is
+ * written (JSONL, CSV or XLSX by extension, in question order) and the journal
+ * removed. *stop (may be NULL), set from a signal handler, stops taking new
+ * questions; finished ones stay in the journal (RB_ERR_CANCELLED). */
+struct rb_answer_batch_ops {
+    RB_NODISCARD enum rb_status (*open_worker)(void *user, void **worker, struct rb_errmsg *err);
+    /* Answers one question into *out (zeroed by the caller). A failure is
+     * recorded for that row (column "error") and the job goes on. */
+    RB_NODISCARD enum rb_status (*ask)(void *worker, const char *id, const char *question,
+                                       struct rb_answer_result *out, struct rb_errmsg *err);
+    void (*close_worker)(void *worker);
+    void *user;
+};
+
+struct rb_answer_batch_options {
+    const char *questions_path; /* .jsonl, .csv or .xlsx */
+    const char *out_path;       /* .jsonl, .csv or .xlsx */
+    int workers;                /* default 1, max 64 */
+    bool progress;              /* draw a progress bar with ETA on stderr */
+    bool restart;               /* discard an existing journal */
+    volatile int *stop;         /* may be NULL */
+};
+
+struct rb_answer_batch_summary {
+    size_t total;      /* questions in the file */
+    size_t resumed;    /* already done in the journal before this run */
+    size_t answered;   /* done with an answer (all runs) */
+    size_t refused;    /* done with a refusal (all runs) */
+    size_t failed;     /* done with an error (all runs) */
+    size_t asked_now;  /* questions answered by this run */
+    double seconds;    /* this run's wall time */
+    double mean_latency_ms; /* over this run's questions */
+};
+
+RB_NODISCARD enum rb_status rb_answer_batch_run(const struct rb_answer_batch_options *o,
+                                                const struct rb_answer_batch_ops *ops,
+                                                struct rb_answer_batch_summary *summary,
+                                                struct rb_errmsg *err);
+
 /* ================================================================ tables */
 
 /* Question and result tables for batch jobs: JSON Lines (one object per line;
