@@ -147,6 +147,8 @@ double rb_answer_coverage(const char *question, const char *text,
 struct cand {
     size_t passage;
     size_t start, end; /* byte span in the passage text */
+    size_t hstart, hend; /* a table row's header row (hstart == hend: none) */
+    bool is_header;      /* the first row of a table */
     struct rb_answer_terms terms;
     struct rb__termset set;
     double bm25;
@@ -174,6 +176,35 @@ static double overlap(const struct cand *a, const struct cand *b)
         if (a->set.slot[h] && rb__termset_count(&b->set, a->set.slot[h]))
             inter++;
     return (double)inter / (double)(a->set.n + b->set.n - inter);
+}
+
+/* "row (columns: a | b)" with the header row's non-empty cells. */
+static char *with_header(const char *text, const struct cand *x, size_t len)
+{
+    struct rb_buf b;
+    rb_buf_init(&b, 0);
+    enum rb_status st = rb_buf_append(&b, text + x->start, len);
+    size_t n_cells = 0;
+    const char *p = text + x->hstart, *end = text + x->hend;
+    while (p < end && st == RB_OK) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        const char *ce = bar ? bar : end;
+        const char *a = p, *z = ce;
+        while (a < z && (*a == ' ' || *a == '\t'))
+            a++;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+            z--;
+        if (z > a)
+            st = rb_buf_printf(&b, "%s%.*s", n_cells++ ? " | " : " (columns: ", (int)(z - a), a);
+        p = bar ? bar + 1 : end;
+    }
+    if (st == RB_OK && n_cells)
+        st = rb_buf_append_str(&b, ")");
+    if (st != RB_OK) {
+        rb_buf_free(&b);
+        return NULL;
+    }
+    return rb_buf_steal(&b);
 }
 
 enum rb_status rb_answer_extract(const char *question, const struct rb_answer_passage *passages,
@@ -242,6 +273,21 @@ enum rb_status rb_answer_extract(const char *question, const struct rb_answer_pa
             x->passage = p;
             x->start = spans[2 * s];
             x->end = spans[2 * s + 1];
+            /* A table row ("Total | 24.9 | 25.4") means little without its
+             * column headings: remember the first row of its table. */
+            if (memchr(text + x->start, '|', x->end - x->start)) {
+                size_t h = s;
+                while (h > 0 && memchr(text + spans[2 * (h - 1)], '|',
+                                       spans[2 * (h - 1) + 1] - spans[2 * (h - 1)]))
+                    h--;
+                if (h != s) {
+                    x->hstart = spans[2 * h];
+                    x->hend = spans[2 * h + 1];
+                } else if (s + 1 < ns && memchr(text + spans[2 * (s + 1)], '|',
+                                                spans[2 * (s + 1) + 1] - spans[2 * (s + 1)])) {
+                    x->is_header = true; /* column headings: shown with the rows instead */
+                }
+            }
             if ((st = rb_answer_terms_extract(text + x->start, x->end - x->start, &x->terms)) !=
                 RB_OK)
                 break;
@@ -297,7 +343,7 @@ enum rb_status rb_answer_extract(const char *question, const struct rb_answer_pa
         double norm = c[i].bm25 / best_bm25;
         /* A fragment of one or two terms ("Total", a page number) supports nothing. */
         double brevity = c[i].terms.n < 3 ? 0.5 : 1.0;
-        c[i].score = c[i].bm25 > 0
+        c[i].score = c[i].bm25 > 0 && !c[i].is_header
                          ? brevity * (norm + o.rank_weight / (1.0 + (double)c[i].passage))
                          : 0;
     }
@@ -334,7 +380,7 @@ enum rb_status rb_answer_extract(const char *question, const struct rb_answer_pa
         if (len > o.max_chars)
             len = rb_utf8_truncate(text + x->start, len, o.max_chars);
         struct rb_answer_sentence *s = &out->sentence[out->n];
-        s->text = rb_strndup(text + x->start, len);
+        s->text = x->hend > x->hstart ? with_header(text, x, len) : rb_strndup(text + x->start, len);
         if (!s->text) {
             st = RB_ERR_NOMEM;
             goto done;
