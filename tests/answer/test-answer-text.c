@@ -208,8 +208,42 @@ static void test_refusal(void)
     CHECK_STR(rb_answer_refusal_name(RB_ANSWER_REFUSE_UNCITED), "uncited");
 }
 
+static void test_metrics(void)
+{
+    struct rb_answer_ranking m;
+    bool r1[] = {false, false, true, false};
+    rb_answer_rank_metrics(r1, 4, 1, &m);
+    CHECK_NEAR(m.mrr, 1.0 / 3, 1e-9);
+    CHECK_NEAR(m.recall_at[1], 0, 1e-9);
+    CHECK_NEAR(m.recall_at[3], 1, 1e-9);
+    CHECK_NEAR(m.recall_at[10], 1, 1e-9);
+    CHECK_NEAR(m.ndcg10, 0.5, 1e-9); /* 1/log2(4) */
+    bool r2[] = {true, false, true};
+    rb_answer_rank_metrics(r2, 3, 2, &m);
+    CHECK_NEAR(m.recall_at[1], 0.5, 1e-9);
+    CHECK_NEAR(m.recall_at[3], 1, 1e-9);
+    CHECK_NEAR(m.ndcg10, (1 + 0.5) / (1 + 1 / log2(3)), 1e-9);
+    rb_answer_rank_metrics(r2, 0, 1, &m);
+    CHECK_NEAR(m.mrr, 0, 1e-9);
+
+    CHECK_EQ_INT(rb_answer_match_gold("Yes, intubation took twice as long [1].", "yes"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("No. The difference was not significant [2].", "yes"), 0);
+    CHECK_EQ_INT(rb_answer_match_gold("No. The difference was not significant [2].", "no"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("Nothing was found.", "no"), 0);
+    CHECK_EQ_INT(rb_answer_match_gold("是的，被告人承认。", "YES"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("Revenue was $1,577.0 million in FY2018 [1].", "$1577.00"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("The change was (2,727) thousand.", "-2727"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("Revenue was $1,600 million.", "$1577.00"), 0);
+    CHECK_EQ_INT(rb_answer_match_gold("被告人持铁锤破门而入【1】。", "持铁锤破门而入"), 1);
+    CHECK_EQ_INT(rb_answer_match_gold("He left by car.", "持铁锤破门而入"), 0);
+    CHECK_EQ_INT(rb_answer_match_gold("x", "a very long gold answer that goes on and on with more "
+                                           "than twelve words in it for sure"),
+                 -1);
+}
+
 int main(void)
 {
+    test_metrics();
     test_lang();
     test_terms();
     test_sentences();

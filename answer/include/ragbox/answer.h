@@ -356,6 +356,31 @@ RB_NODISCARD enum rb_status rb_answer_batch_run(const struct rb_answer_batch_opt
                                                 struct rb_answer_batch_summary *summary,
                                                 struct rb_errmsg *err);
 
+/* ============================================================ evaluation */
+
+/* Ranking metrics of one query with binary relevance: ranked[i] is true when
+ * the i-th result (0-based) is relevant; n_relevant is the number of relevant
+ * items that exist. recall_at[k] for k = 1..max_k (fraction of the relevant
+ * items in the top k; with one gold document: hit or not). */
+struct rb_answer_ranking {
+    double recall_at[21]; /* index k = 1..20 */
+    double mrr;           /* 1 / rank of the first relevant result, 0 when none */
+    double ndcg10;
+};
+void rb_answer_rank_metrics(const bool *ranked, size_t n_ranked, size_t n_relevant,
+                            struct rb_answer_ranking *out);
+
+/* Whether an answer agrees with a short gold answer:
+ *  - yes/no/maybe (also YES/NO): the verdict the answer opens with or states
+ *    ("Yes, ...", "The answer is no", 是/否/不是);
+ *  - a figure: a number in the answer equal to the gold's within 0.5 %
+ *    (scale words and units, "%", "$", "million", thousand separators ignored);
+ *  - otherwise a span: the normalised gold text (lower case, no punctuation or
+ *    spaces) is contained in the normalised answer.
+ * Returns -1 when the gold answer is not short (longer than 12 words / 40
+ * characters), so callers skip it. */
+int rb_answer_match_gold(const char *answer, const char *gold);
+
 /* ================================================================ tables */
 
 /* Question and result tables for batch jobs: JSON Lines (one object per line;
