@@ -309,6 +309,47 @@ RB_NODISCARD enum rb_status rb_answer_map_citations(const char *answer,
                                                     const struct rb_answer_passage *passages,
                                                     struct rb_answer_result *r, size_t *n_cited);
 
+/* ============================================================== respond */
+
+/* The answer policy of a vertical (from its pack, measured thresholds). */
+struct rb_answer_policy {
+    double min_evidence;     /* refuse when the best passage covers less of the question */
+    const char *disclaimer;  /* appended to every non-refused answer, may be NULL (borrowed) */
+    bool figures_from_sources; /* refuse a generated answer quoting a figure (number) that no
+                                  cited source contains (finance figures, medical dosages) */
+    size_t max_sentences;    /* extractive: sentences to show, 0 = 3 */
+};
+
+/* Renders the vertical's prompt template: the system and user messages for
+ * the packed context and the question (caller frees both). */
+typedef enum rb_status (*rb_answer_render_fn)(void *user, const char *context,
+                                              const char *question, enum rb_answer_lang lang,
+                                              char **system, char **user_message);
+
+struct rb_answer_respond_options {
+    const char *question;
+    enum rb_answer_mode mode;
+    struct rb_answer_backend *backend; /* borrowed; NULL = extractive */
+    const struct rb_answer_policy *policy;
+    rb_answer_render_fn render;        /* required when generating */
+    void *render_user;
+    struct rb_answer_gen_params gen;
+    size_t context_budget;             /* context tokens; 0 = backend window - prompt - answer */
+    /* Streaming: pieces of the answer as produced (the extractive answer in
+     * one piece). When generation ends uncited the result is a refusal that
+     * supersedes what was streamed; consumers show the final result.answer. */
+    rb_answer_stream_fn on_piece;
+    void *stream_user;
+};
+
+/* Steps after retrieval: evidence check, packing, prompt, generation or
+ * extraction, citation mapping, cite-or-refuse. Takes ownership of the
+ * passages array (n, rank order; freed with the result, also on error). */
+RB_NODISCARD enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
+                                              struct rb_answer_passage *passages, size_t n,
+                                              struct rb_answer_result *out,
+                                              struct rb_errmsg *err);
+
 /* ================================================================= batch */
 
 /* A batch job: every row of a question table (column "question", optional
