@@ -36,7 +36,7 @@ static const char *const en_stop[] = {
     "this",    "those",   "through", "to",      "under",  "until",   "up",     "us",
     "very",    "was",     "we",     "were",     "what",   "when",    "where",  "whether",
     "which",   "while",   "who",    "whom",     "whose",  "why",     "will",   "with",
-    "would",   "you",     "your",   "yours",
+    "would",   "you",     "your",   "yours",  "much",    "many",   "according",
 };
 
 static bool en_is_stop(const char *w)
@@ -104,8 +104,10 @@ static enum rb_status emit_cjk_run(struct term_list *l, const char *s, size_t le
         size_t stop = i < len ? zh_stop_at(s + i, len - i) : 0;
         bool end = i >= len || stop > 0 || nseg == RB_ARRAY_LEN(seg_start);
         if (end) {
-            if (nseg == 1)
-                st = push_term(l, s + seg_start[0], seg_len[0]);
+            /* bigrams carry word-like precision, unigrams recall for words
+             * written differently ("进入" vs "破门而入") */
+            for (size_t k = 0; st == RB_OK && k < nseg; k++)
+                st = push_term(l, s + seg_start[k], seg_len[k]);
             for (size_t k = 0; st == RB_OK && k + 1 < nseg; k++)
                 st = push_term(l, s + seg_start[k], seg_len[k] + seg_len[k + 1]);
             if (st != RB_OK)
@@ -143,6 +145,40 @@ static bool is_cjk_letter(uint32_t cp)
     if (cp >= 0xFF00 && cp <= 0xFFEF)
         return false;
     return true;
+}
+
+static bool has_vowel(const char *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strchr("aeiouy", w[i]))
+            return true;
+    return false;
+}
+
+/* A light English stemmer (plural and verb endings) applied alike to questions
+ * and documents, so "takes"/"take", "compared"/"compare", "studies"/"study"
+ * meet. Over-stemming is harmless here: both sides are stemmed the same way. */
+static size_t stem(char *w, size_t n)
+{
+    if (n < 4 || isdigit((unsigned char)w[0]))
+        return n;
+    if (n > 4 && memcmp(w + n - 3, "ies", 3) == 0) {
+        w[n - 3] = 'y';
+        n -= 2;
+    } else if (n > 4 && memcmp(w + n - 4, "sses", 4) == 0) {
+        n -= 2;
+    } else if (w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
+        n -= 1;
+    } else if (n > 5 && memcmp(w + n - 3, "ing", 3) == 0 && has_vowel(w, n - 3)) {
+        n -= 3;
+    } else if (n > 4 && memcmp(w + n - 2, "ed", 2) == 0 && has_vowel(w, n - 2)) {
+        n -= 2;
+    }
+    /* "compar(e)" / "compar(ed)": drop a final silent e so both forms match */
+    if (n > 4 && w[n - 1] == 'e')
+        n -= 1;
+    w[n] = '\0';
+    return n;
 }
 
 enum rb_status rb_answer_terms_extract(const char *text, size_t len, struct rb_answer_terms *out)
@@ -190,8 +226,10 @@ enum rb_status rb_answer_terms_extract(const char *text, size_t len, struct rb_a
             if (lower[i] == '\'' && i + 1 < lower_len && lower[i + 1] == 's')
                 i += 2;
             /* trailing ".0" noise: "24.50" and "24.5" are the same figure */
-            if (wl > 0 && !en_is_stop(word))
+            if (wl > 0 && !en_is_stop(word)) {
+                wl = stem(word, wl);
                 st = push_term(&l, word, wl);
+            }
             continue;
         }
         uint32_t cp;

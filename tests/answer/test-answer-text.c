@@ -40,7 +40,7 @@ static void test_terms(void)
     const char *q = "What was the company's revenue of $1,234.50 million in FY2019?";
     REQUIRE(rb_answer_terms_extract(q, strlen(q), &t) == RB_OK);
     CHECK(has_term(&t, "company"));
-    CHECK(has_term(&t, "revenue"));
+    CHECK(has_term(&t, "revenu")); /* stemmed */
     CHECK(has_term(&t, "1234.50"));
     CHECK(has_term(&t, "fy2019"));
     CHECK(!has_term(&t, "what"));

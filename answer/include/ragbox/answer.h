@@ -43,8 +43,7 @@ const char *rb_answer_lang_code(enum rb_answer_lang lang); /* "en" / "zh", stati
 
 /* The scoring terms of a text: lower-cased Latin words and numbers (English
  * stop-words and question words removed, numbers normalised: "1,234.50" ->
- * "1234.50"), and for CJK runs overlapping character bigrams (a single CJK
- * character stays a unigram). Chinese function words (的, 是, 什么, 多少 ...)
+ * "1234.50"), and for CJK runs the characters and their overlapping bigrams. Chinese function words (的, 是, 什么, 多少 ...)
  * are removed before bigramming. */
 struct rb_answer_terms {
     char **term; /* owned array of n owned strings, in text order, duplicates kept */
