@@ -42,7 +42,33 @@ struct stream {
     enum rb_status err;
     struct rb_errmsg *errmsg;
     char finish_reason[32];
+    /* idle watchdog */
+    int64_t idle_ns;
+    int64_t last_rx_ns;
+    curl_off_t last_rx;
+    bool idle_expired;
 };
+
+/* Aborts the transfer when no byte has arrived for idle_ns (also while
+ * waiting for the response headers, which curl's low-speed limit misses). */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct stream *s = userp;
+    (void)dltotal;
+    (void)ultotal;
+    int64_t now = rb_time_mono_ns();
+    if (dlnow != s->last_rx || ulnow < 0) {
+        s->last_rx = dlnow;
+        s->last_rx_ns = now;
+        return 0;
+    }
+    if (now - s->last_rx_ns > s->idle_ns) {
+        s->idle_expired = true;
+        return 1;
+    }
+    return 0;
+}
 
 /* Handles one complete SSE line. */
 static void sse_line(struct stream *s, const char *line, size_t len)
@@ -252,9 +278,11 @@ static enum rb_status remote_generate(struct rb_answer_backend *b,
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
-        /* idle: fewer than 1 byte/s for idle_timeout -> abort */
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (r->idle_timeout_ms + 999) / 1000);
+        s.idle_ns = (int64_t)r->idle_timeout_ms * 1000000LL;
+        s.last_rx_ns = rb_time_mono_ns();
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r->insecure ? 0L : 1L);
@@ -275,6 +303,10 @@ static enum rb_status remote_generate(struct rb_answer_backend *b,
             st = rb_errmsg_set(&b->err, RB_ERR_CANCELLED, "remote: generation cancelled");
         } else if (s.err != RB_OK) {
             st = s.err;
+        } else if (s.idle_expired) {
+            st = rb_errmsg_set(&b->err, RB_ERR_TIMEOUT,
+                               "remote: %s sent nothing for %ld ms", r->url, r->idle_timeout_ms);
+            retry = !s.streamed;
         } else if (cc != CURLE_OK) {
             st = rb_errmsg_set(&b->err,
                                cc == CURLE_OPERATION_TIMEDOUT ? RB_ERR_TIMEOUT : RB_ERR_NETWORK,
