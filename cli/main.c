@@ -9,9 +9,15 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* answer */
+RB_CLI_DECLARE(rb_cmd_ask)
+RB_CLI_DECLARE(rb_cmd_batch)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* answer */
+    {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
+    {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "ragbox/common.h"
+#include "ragbox/index.h"
 
 /* ============================================================== language */
 
@@ -348,6 +349,90 @@ RB_NODISCARD enum rb_status rb_answer_respond(const struct rb_answer_respond_opt
                                               struct rb_answer_passage *passages, size_t n,
                                               struct rb_answer_result *out,
                                               struct rb_errmsg *err);
+
+/* ============================================================= answerer */
+
+/* The whole question path over the index: retrieval (hybrid, keyword or
+ * vector) restricted to the requested collections and the caller's ACL,
+ * then rb_answer_respond, then the audit record. */
+
+/* Embeds a query for the vector leg: *vec is caller-freed, *dim its length. */
+typedef enum rb_status (*rb_answer_embed_fn)(void *user, const char *text, float **vec, int *dim);
+
+/* What the audit trail receives for each ask (all borrowed for the call). */
+struct rb_answer_audit_event {
+    const char *user;          /* may be NULL */
+    const char *client;        /* client address, may be NULL */
+    const char *collections;   /* comma-separated names */
+    const char *vertical;
+    const char *question;      /* raw: the audit side redacts it per the vertical */
+    const struct rb_answer_result *result; /* retrieved chunks, citations, answer, outcome */
+    const char *outcome;       /* "answered", "refused", "error" */
+    const char *error;         /* when outcome is "error" */
+};
+/* Records the event; writes the record id into audit_id (size bytes). */
+typedef enum rb_status (*rb_answer_audit_fn)(void *user, const struct rb_answer_audit_event *ev,
+                                             char *audit_id, size_t size);
+
+/* The vertical's pack as the answerer uses it: policy and template. */
+typedef enum rb_status (*rb_answer_vertical_fn)(void *user, const char *vertical,
+                                                enum rb_answer_lang lang,
+                                                struct rb_answer_policy *policy,
+                                                rb_answer_render_fn *render, void **render_user,
+                                                const char **template_id,
+                                                const char **template_version);
+
+struct rb_answerer_options {
+    struct rb_index *index;            /* required, borrowed (shared by threads) */
+    struct rb_answer_backend *backend; /* borrowed, NULL = extractive only */
+    rb_answer_embed_fn embed;          /* NULL = no vector leg */
+    void *embed_user;
+    rb_answer_audit_fn audit;          /* NULL = not audited (tests, eval) */
+    void *audit_user;
+    rb_answer_vertical_fn vertical;    /* NULL = the built-in policy defaults and no template */
+    void *vertical_user;
+    int k;                             /* passages to retrieve, default 8 */
+    int max_tokens;                    /* answer length, default 512 */
+};
+
+struct rb_answer_request {
+    const char *question;
+    const char *const *collections;    /* names, n_collections >= 1 */
+    size_t n_collections;
+    const char *vertical;              /* NULL = "general" */
+    enum rb_answer_mode mode;
+    enum rb_index_mode retrieval;      /* AUTO = hybrid when an embedder is set */
+    int k;                             /* 0 = the answerer's */
+    rb_index_allow_fn allow;           /* the caller's ACL, NULL = all */
+    void *allow_ctx;
+    const char *user;
+    const char *client;
+    rb_answer_stream_fn on_piece;      /* may be NULL */
+    void *stream_user;
+};
+
+struct rb_answerer;
+RB_NODISCARD enum rb_status rb_answerer_open(const struct rb_answerer_options *o,
+                                             struct rb_answerer **out, struct rb_errmsg *err);
+void rb_answerer_close(struct rb_answerer *a);
+/* Answers; on RB_OK *out holds the answer or refusal (free with
+ * rb_answer_result_free). Errors (bad collection, model failure) are audited
+ * too, with *out still freed by the caller. */
+RB_NODISCARD enum rb_status rb_answerer_ask(struct rb_answerer *a,
+                                            const struct rb_answer_request *req,
+                                            struct rb_answer_result *out, struct rb_errmsg *err);
+
+/* Retrieval only (also used by eval): passages for the question, rank order;
+ * *passages caller-owned (rb_answer_passages_free). */
+RB_NODISCARD enum rb_status rb_answerer_retrieve(struct rb_answerer *a,
+                                                 const struct rb_answer_request *req,
+                                                 struct rb_answer_passage **passages, size_t *n,
+                                                 struct rb_errmsg *err);
+void rb_answer_passages_free(struct rb_answer_passage *p, size_t n);
+
+/* The built-in refusal thresholds per vertical (measured on the dev sets with
+ * `ragbox eval`; see docs). Unknown verticals get "general". */
+double rb_answer_default_min_evidence(const char *vertical);
 
 /* ================================================================= batch */
 
