@@ -516,3 +516,140 @@ int rb_cmd_batch(struct rb_cli *cli, int argc, char **argv)
     session_close(&s);
     return rc;
 }
+
+/* =================================================================== eval */
+
+int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
+{
+    static const char help[] =
+        "Usage: ragbox eval [OPTIONS]\n"
+        "\n"
+        "Measures retrieval and answers on the development question sets (each a\n"
+        "folder with questions.jsonl and docs/): indexes each set's documents into a\n"
+        "collection eval-<set> (kept for the next run), then per question the gold\n"
+        "document's recall@1/5/10, MRR and nDCG@10 for the keyword, vector and hybrid\n"
+        "legs side by side, answer accuracy on short gold answers (yes/no/maybe,\n"
+        "figures, short spans), citation precision, refusals on answerable and\n"
+        "UNANSWERABLE questions and on questions asked of another set's collection,\n"
+        "and the refusal-threshold sweep per vertical. Writes eval-report.md and\n"
+        "eval-report.json and prints the markdown.\n"
+        "\n"
+        "Options:\n"
+        "      --sets DIR       the sets (default $RAGBOX_SHARED/eval, else ../shared/eval)\n"
+        "  -s, --set NAME       one set (repeatable; default all: financebench, pubmedqa,\n"
+        "                       tatqa, crud-zh, cail2019-zh, cmdd-zh)\n"
+        "  -n, --limit N        questions per set (default all)\n"
+        "  -k N                 retrieval depth for the metrics (default 10)\n"
+        "      --embed-model GGUF  embedding model: adds the vector and hybrid legs\n"
+        "      --remote URL     answer with an OpenAI-compatible server instead of extractively\n"
+        "      --remote-model N model name for --remote\n"
+        "      --reingest       rebuild the eval collections\n"
+        "  -o, --out-dir DIR    where the reports go (default DATA/eval)\n"
+        "  -h, --help           this help\n";
+    if (rb_cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return RB_EXIT_OK;
+    }
+    static const struct option opts[] = {{"sets", required_argument, NULL, 'S'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {"embed-model", required_argument, NULL, 'E'},
+                                         {"remote", required_argument, NULL, 'R'},
+                                         {"remote-model", required_argument, NULL, 'N'},
+                                         {"reingest", no_argument, NULL, 'r'},
+                                         {"out-dir", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct session s;
+    session_defaults(&s, cli);
+    s.remote_url = NULL; /* eval answers extractively unless asked */
+    s.model = NULL;
+    const char *sets[16];
+    size_t n_sets = 0;
+    int64_t limit = 0, k = 10;
+    bool reingest = false;
+    char *sets_dir = NULL, *out_dir = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:n:k:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            free(sets_dir);
+            sets_dir = rb_strdup(optarg);
+            break;
+        case 's':
+            if (n_sets == 16)
+                return rb_cli_usage("eval", "too many --set");
+            sets[n_sets++] = optarg;
+            break;
+        case 'n':
+            if (rb_parse_i64(optarg, &limit) != RB_OK || limit < 1)
+                return rb_cli_usage("eval", "--limit: expected a positive number");
+            break;
+        case 'k':
+            if (rb_parse_i64(optarg, &k) != RB_OK || k < 1 || k > 50)
+                return rb_cli_usage("eval", "-k: expected 1..50");
+            break;
+        case 'E':
+            s.embed_model = optarg;
+            break;
+        case 'R':
+            s.remote_url = optarg;
+            break;
+        case 'N':
+            s.remote_model = optarg;
+            break;
+        case 'r':
+            reingest = true;
+            break;
+        case 'o':
+            free(out_dir);
+            out_dir = rb_strdup(optarg);
+            break;
+        default:
+            return rb_cli_usage("eval", "unknown option");
+        }
+    }
+    if (!sets_dir) {
+        const char *sh = getenv("RAGBOX_SHARED");
+        sets_dir = sh ? rb_path_join(sh, "eval") : rb_strdup("../shared/eval");
+    }
+    if (!out_dir)
+        out_dir = rb_path_join(cli->data_dir, "eval");
+    int rc = session_open(&s);
+    if (rc != RB_EXIT_OK) {
+        free(sets_dir);
+        free(out_dir);
+        return rc;
+    }
+    struct rb_answer_backend *backend = NULL;
+    struct rb_errmsg err;
+    if (s.remote_url && open_backend(&s, &backend, &err) != RB_OK) {
+        session_close(&s);
+        free(sets_dir);
+        free(out_dir);
+        return rb_cli_fail("%s", err.text);
+    }
+    struct rb_answer_eval_options eo = {.index = s.index,
+                                        .sets_dir = sets_dir,
+                                        .sets = n_sets ? sets : NULL,
+                                        .n_sets = n_sets,
+                                        .limit = (size_t)limit,
+                                        .k = (int)k,
+                                        .reingest = reingest,
+                                        .backend = backend,
+                                        .min_evidence = -1,
+                                        .out_dir = out_dir,
+                                        .progress = isatty(STDERR_FILENO),
+                                        .print = true};
+    enum rb_status st = rb_answer_eval_run(&eo, &err);
+    if (st != RB_OK)
+        rc = rb_cli_fail("%s", err.text);
+    else
+        fprintf(stderr, "reports: %s/eval-report.md, %s/eval-report.json\n", out_dir, out_dir);
+    rb_answer_backend_close(backend);
+    session_close(&s);
+    free(sets_dir);
+    free(out_dir);
+    return rc;
+}

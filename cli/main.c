@@ -12,12 +12,14 @@ RB_CLI_DECLARE(rb_cmd_version)
 /* answer */
 RB_CLI_DECLARE(rb_cmd_ask)
 RB_CLI_DECLARE(rb_cmd_batch)
+RB_CLI_DECLARE(rb_cmd_eval)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
     /* answer */
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
+    {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -506,6 +506,35 @@ void rb_answer_rank_metrics(const bool *ranked, size_t n_ranked, size_t n_releva
  * characters), so callers skip it. */
 int rb_answer_match_gold(const char *answer, const char *gold);
 
+/* `ragbox eval` over the development sets (see answer/src/eval.c). */
+typedef enum rb_status (*rb_answer_ingest_fn)(void *user, struct rb_index *idx,
+                                              int64_t collection_id, const char *path,
+                                              struct rb_errmsg *err);
+struct rb_answer_eval_options {
+    struct rb_index *index;        /* where the eval-<set> collections live (borrowed) */
+    const char *sets_dir;          /* e.g. ../shared/eval */
+    const char *const *sets;       /* set names, NULL = all six */
+    size_t n_sets;
+    size_t limit;                  /* questions per set, 0 = all */
+    int k;                         /* retrieval depth for the metrics, default 10 */
+    int answer_k;                  /* passages given to the answer, default 5 */
+    bool have_vectors;             /* run the vector and hybrid legs (needs embed) */
+    rb_answer_embed_fn embed;
+    void *embed_user;
+    rb_answer_ingest_fn ingest;    /* NULL = built-in .txt paragraph chunker */
+    void *ingest_user;
+    bool reingest;                 /* rebuild the collections even when complete */
+    struct rb_answer_backend *backend; /* NULL = extractive answers */
+    rb_answer_render_fn render;
+    void *render_user;
+    double min_evidence;           /* < 0 = the per-vertical defaults */
+    const char *out_dir;           /* eval-report.md and eval-report.json go here */
+    bool progress;                 /* progress lines on stderr */
+    bool print;                    /* print the markdown report on stdout */
+};
+RB_NODISCARD enum rb_status rb_answer_eval_run(const struct rb_answer_eval_options *o,
+                                               struct rb_errmsg *err);
+
 /* ================================================================ tables */
 
 /* Question and result tables for batch jobs: JSON Lines (one object per line;
