@@ -241,6 +241,21 @@ RB_NODISCARD enum rb_status rb_answer_backend_open_remote(const struct rb_answer
                                                           struct rb_answer_backend **out,
                                                           struct rb_errmsg *err);
 
+/* The local engine on a GGUF generation model (the default backend). The
+ * model's own chat template is used; chat_template names one ("chatml",
+ * "llama3", "llama2", "phi3") for a model that carries none, else a model
+ * without a template is prompted as a completion model. model_hash is the
+ * SHA-256 of the file (for the audit trail). */
+struct rb_answer_local_options {
+    const char *model_path;    /* required */
+    int n_ctx;                 /* 0 = the model's, capped at 4096 */
+    int n_threads;             /* 0 = all cores */
+    const char *chat_template; /* NULL = the model's own */
+};
+RB_NODISCARD enum rb_status rb_answer_backend_open_local(const struct rb_answer_local_options *o,
+                                                         struct rb_answer_backend **out,
+                                                         struct rb_errmsg *err);
+
 /* ================================================================ results */
 
 /* One source the answer cites (label [n] in the answer text). */
