@@ -75,7 +75,7 @@ static void build_index(void)
 /* Runs ragbox with args, returns its stdout (caller frees) and exit status. */
 static char *run(int *status, const char *fmt, ...)
 {
-    char args[8192], cmd[12288];
+    char args[8192], cmd[16384];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
@@ -229,7 +229,7 @@ static void test_batch(const char *dir)
     REQUIRE(rb_fs_write_atomic(qpath, b.data, b.len) == RB_OK);
     rb_buf_free(&b);
 
-    char cmd[12288];
+    char cmd[20000];
     snprintf(cmd, sizeof cmd,
              "exec '%s' --data '%s' batch '%s' --collection docs --out '%s' --workers 1 "
              "--extractive --no-progress 2>/dev/null",
