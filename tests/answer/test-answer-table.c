@@ -34,24 +34,29 @@ static void roundtrip(const char *dir, const char *ext)
     rb_answer_table_free(&r);
 }
 
+static enum rb_status write_lit(const char *path, const char *text)
+{
+    return rb_fs_write_atomic(path, text, strlen(text));
+}
+
 static void hostile(const char *dir)
 {
     struct rb_errmsg err;
     struct rb_answer_table r;
     char path[4200];
     snprintf(path, sizeof path, "%s/bad.csv", dir);
-    REQUIRE(rb_fs_write_atomic(path, "id,question\n1,\"unterminated\n", 27) == RB_OK);
+    REQUIRE(write_lit(path, "id,question\n1,\"unterminated\n") == RB_OK);
     CHECK(rb_answer_table_read(path, &r, &err) == RB_ERR_FORMAT);
     CHECK(strstr(err.text, "unterminated") != NULL);
     snprintf(path, sizeof path, "%s/bad.jsonl", dir);
-    REQUIRE(rb_fs_write_atomic(path, "{\"id\":1}\n[1,2]\n", 15) == RB_OK);
+    REQUIRE(write_lit(path, "{\"id\":1}\n[1,2]\n") == RB_OK);
     CHECK(rb_answer_table_read(path, &r, &err) == RB_ERR_FORMAT);
     CHECK(strstr(err.text, "line 2") != NULL);
     snprintf(path, sizeof path, "%s/bad.xlsx", dir);
-    REQUIRE(rb_fs_write_atomic(path, "PK\003\004garbage", 13) == RB_OK);
+    REQUIRE(write_lit(path, "PK\003\004garbage") == RB_OK);
     CHECK(rb_answer_table_read(path, &r, &err) == RB_ERR_FORMAT);
     snprintf(path, sizeof path, "%s/latin1.csv", dir);
-    REQUIRE(rb_fs_write_atomic(path, "q\n\xe9t\xe9\n", 7) == RB_OK);
+    REQUIRE(write_lit(path, "q\n\xe9t\xe9\n") == RB_OK);
     CHECK(rb_answer_table_read(path, &r, &err) == RB_ERR_ENCODING);
     CHECK(rb_answer_table_read("/nonexistent/x.txt", &r, &err) == RB_ERR_UNSUPPORTED);
     /* a real spreadsheet written by Excel (shared strings, numbers) reads */
