@@ -275,7 +275,7 @@ int rb_cmd_ask(struct rb_cli *cli, int argc, char **argv)
     size_t n_coll = 0;
     bool json = false;
     int c;
-    optind = 1;
+    optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
     while ((c = getopt_long(argc, argv, "c:v:k:m:xh", opts, NULL)) != -1) {
         int r = common_option(&s, c, optarg, "ask");
         if (r > 0)
@@ -466,7 +466,7 @@ int rb_cmd_batch(struct rb_cli *cli, int argc, char **argv)
         return rb_cli_fail("%s", err.text);
     bool restart = false, progress = isatty(STDERR_FILENO);
     int c;
-    optind = 1;
+    optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
     while ((c = getopt_long(argc, argv, "c:v:k:m:xo:j:h", opts, NULL)) != -1) {
         int r = common_option(&s, c, optarg, "batch");
         if (r > 0)
@@ -585,7 +585,7 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
     bool reingest = false;
     char *sets_dir = NULL, *out_dir = NULL;
     int c;
-    optind = 1;
+    optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
     while ((c = getopt_long(argc, argv, "s:n:k:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'S':
@@ -710,7 +710,7 @@ int rb_cmd_forget(struct rb_cli *cli, int argc, char **argv)
     struct rb_answer_forget_request req = {0};
     const char *docs[256], *idents[64];
     int c;
-    optind = 1;
+    optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
     while ((c = getopt_long(argc, argv, "c:d:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
