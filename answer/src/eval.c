@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "answer-impl.h"
 
@@ -45,6 +46,7 @@ struct set_stats {
     size_t acc_n, acc_ok;          /* short gold answers */
     size_t cit_n, cit_ok;          /* citations, and those pointing at the gold document */
     size_t answerable, answerable_refused;
+    size_t in_hand, in_hand_refused; /* answerable with the gold document retrieved */
     size_t unanswerable, unanswerable_refused;
     size_t foreign, foreign_refused;
     char foreign_collection[64];
@@ -345,7 +347,10 @@ static enum rb_status answer_one(const struct rb_answer_eval_options *o, struct 
         return st;
     struct rb_answer_policy pol = {.min_evidence = o->min_evidence >= 0
                                                        ? o->min_evidence
-                                                       : rb_answer_default_min_evidence(vertical)};
+                                                       : rb_answer_default_min_evidence(
+                                                             vertical, rb_answer_detect_lang(
+                                                                           req->question,
+                                                                           strlen(req->question)))};
     struct rb_answer_respond_options ro = {.question = req->question,
                                            .mode = o->backend ? RB_ANSWER_MODE_GENERATE
                                                               : RB_ANSWER_MODE_EXTRACTIVE,
@@ -459,9 +464,23 @@ static enum rb_status run_set(const struct rb_answer_eval_options *o, struct rb_
             } else {
                 ss->answerable++;
                 ss->answerable_refused += r.refused;
-                st = push_double(&ss->ev_in, &ss->n_ev_in, r.evidence);
-                int m = r.refused ? -1 : rb_answer_match_gold(r.answer, gold);
-                if (!r.refused && m >= 0) {
+                /* thresholds are calibrated on questions whose gold document
+                 * reached the answer step: refusing those is the error to avoid */
+                bool in_hand = false;
+                for (size_t k = 0; k < r.n_passages && !in_hand; k++)
+                    in_hand = same_doc(docs, n_docs, r.passage[k].document, gold_doc);
+                if (in_hand) {
+                    ss->in_hand++;
+                    ss->in_hand_refused += r.refused;
+                    st = push_double(&ss->ev_in, &ss->n_ev_in, r.evidence);
+                }
+                /* an extractive answer states no yes/no/maybe verdict */
+                bool verdict_gold = strcasecmp(gold, "yes") == 0 || strcasecmp(gold, "no") == 0 ||
+                                    strcasecmp(gold, "maybe") == 0;
+                int m = r.refused || (verdict_gold && !o->backend)
+                            ? -1
+                            : rb_answer_match_gold(r.answer, gold);
+                if (m >= 0) {
                     ss->acc_n++;
                     ss->acc_ok += m == 1;
                 }
@@ -604,21 +623,23 @@ static enum rb_status write_report(const struct rb_answer_eval_options *o, struc
     }
     if (st == RB_OK)
         st = rb_buf_printf(&md, "\n## Answers\n\n| set | answer accuracy (short gold) | citation "
-                                "precision | refused (answerable) | refused (UNANSWERABLE) | "
-                                "refused (asked of another collection) | mean latency |\n"
-                                "|---|---|---|---|---|---|---|\n");
+                                "precision | refused (answerable) | refused (answerable, gold doc retrieved) | "
+                                "refused (UNANSWERABLE) | refused (asked of another collection) | "
+                                "mean latency |\n"
+                                "|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < n_sets && st == RB_OK; i++) {
         struct set_stats *s = &ss[i];
         if (s->skipped[0])
             continue;
-        char acc[64], cit[64], ra[64], ru[64], rf[96];
+        char acc[64], cit[64], ra[64], rh[64], ru[64], rf[96];
+        fmt_pct(rh, sizeof rh, s->in_hand_refused, s->in_hand);
         fmt_pct(acc, sizeof acc, s->acc_ok, s->acc_n);
         fmt_pct(cit, sizeof cit, s->cit_ok, s->cit_n);
         fmt_pct(ra, sizeof ra, s->answerable_refused, s->answerable);
         fmt_pct(ru, sizeof ru, s->unanswerable_refused, s->unanswerable);
         fmt_pct(rf, sizeof rf, s->foreign_refused, s->foreign);
-        st = rb_buf_printf(&md, "| %s | %s | %s | %s | %s | %s (vs %s) | %.0f ms |\n", s->name,
-                           acc, cit, ra, ru, rf,
+        st = rb_buf_printf(&md, "| %s | %s | %s | %s | %s | %s | %s (vs %s) | %.0f ms |\n",
+                           s->name, acc, cit, ra, rh, ru, rf,
                            s->foreign_collection[0] ? s->foreign_collection : "—",
                            s->latency_n ? s->latency_ms_sum / (double)s->latency_n : 0);
         cJSON *js = cJSON_GetArrayItem(sets, (int)i);
@@ -630,6 +651,8 @@ static enum rb_status write_report(const struct rb_answer_eval_options *o, struc
                                 s->cit_n ? pct(s->cit_ok, s->cit_n) / 100 : 0);
         cJSON_AddNumberToObject(ja, "answerable", (double)s->answerable);
         cJSON_AddNumberToObject(ja, "answerable_refused", (double)s->answerable_refused);
+        cJSON_AddNumberToObject(ja, "answerable_gold_retrieved", (double)s->in_hand);
+        cJSON_AddNumberToObject(ja, "answerable_gold_retrieved_refused", (double)s->in_hand_refused);
         cJSON_AddNumberToObject(ja, "unanswerable", (double)s->unanswerable);
         cJSON_AddNumberToObject(ja, "unanswerable_refused", (double)s->unanswerable_refused);
         cJSON_AddNumberToObject(ja, "foreign", (double)s->foreign);
@@ -642,37 +665,57 @@ static enum rb_status write_report(const struct rb_answer_eval_options *o, struc
         st = rb_buf_printf(
             &md, "\n## Refusal threshold sweep (evidence = idf-weighted coverage of the question "
                  "by the best retrieved passage)\n\nPer vertical, the largest threshold that "
-                 "keeps >= 95 %% of answerable in-collection questions answered, and the share "
-                 "of questions asked of another collection it then refuses.\n\n"
-                 "| vertical | answerable q | foreign q | threshold | answerable kept | foreign "
-                 "refused | in use |\n|---|---|---|---|---|---|---|\n");
+                 "keeps >= 95 %% of the answerable questions whose gold document was retrieved "
+                 "answered, and the share of the same questions asked of another collection "
+                 "(same language) it then refuses. Yes/no/maybe gold answers are not scored "
+                 "for extractive answers, which state no verdict.\n\n"
+                 "| vertical | lang | answerable q (gold retrieved) | foreign q | measured "
+                 "threshold | kept | foreign refused | in use | kept (in use) | foreign refused "
+                 "(in use) |\n|---|---|---|---|---|---|---|---|---|---|\n");
     cJSON *jt = cJSON_AddObjectToObject(root, "thresholds");
-    const char *verts[] = {"finance", "healthcare", "government"};
-    for (size_t v = 0; v < 3 && st == RB_OK; v++) {
-        double *in = NULL, *out = NULL;
-        size_t n_in = 0, n_out = 0;
-        for (size_t i = 0; i < n_sets; i++) {
-            if (strcmp(ss[i].vertical, verts[v]) != 0)
-                continue;
-            for (size_t k = 0; k < ss[i].n_ev_in; k++)
-                (void)!push_double(&in, &n_in, ss[i].ev_in[k]);
-            for (size_t k = 0; k < ss[i].n_ev_out; k++)
-                (void)!push_double(&out, &n_out, ss[i].ev_out[k]);
+    /* "general" pools every vertical of the language */
+    const char *verts[] = {"finance", "healthcare", "government", "general"};
+    const char *langs[] = {"en", "zh"};
+    for (size_t v = 0; v < 4 && st == RB_OK; v++) {
+        for (size_t lg = 0; lg < 2 && st == RB_OK; lg++) {
+            double *in = NULL, *out = NULL;
+            size_t n_in = 0, n_out = 0;
+            for (size_t i = 0; i < n_sets; i++) {
+                if ((v < 3 && strcmp(ss[i].vertical, verts[v]) != 0) ||
+                    strcmp(ss[i].lang, langs[lg]) != 0)
+                    continue;
+                for (size_t k = 0; k < ss[i].n_ev_in; k++)
+                    (void)!push_double(&in, &n_in, ss[i].ev_in[k]);
+                for (size_t k = 0; k < ss[i].n_ev_out; k++)
+                    (void)!push_double(&out, &n_out, ss[i].ev_out[k]);
+            }
+            if (n_in) {
+                double t, kept, ref;
+                sweep(in, n_in, out, n_out, &t, &kept, &ref);
+                enum rb_answer_lang al = lg ? RB_ANSWER_LANG_ZH : RB_ANSWER_LANG_EN;
+                double in_use = rb_answer_default_min_evidence(verts[v], al);
+                size_t kept_now = 0, ref_now = 0;
+                for (size_t i = 0; i < n_in; i++)
+                    kept_now += in[i] >= in_use;
+                for (size_t i = 0; i < n_out; i++)
+                    ref_now += out[i] < in_use;
+                st = rb_buf_printf(&md,
+                                   "| %s | %s | %zu | %zu | %.2f | %.1f %% | %.1f %% | %.2f | "
+                                   "%.1f %% | %.1f %% |\n",
+                                   verts[v], langs[lg], n_in, n_out, t, 100 * kept, 100 * ref,
+                                   in_use, 100.0 * (double)kept_now / (double)n_in,
+                                   n_out ? 100.0 * (double)ref_now / (double)n_out : 0);
+                char key[64];
+                snprintf(key, sizeof key, "%s/%s", verts[v], langs[lg]);
+                cJSON *x = cJSON_AddObjectToObject(jt, key);
+                cJSON_AddNumberToObject(x, "measured", t);
+                cJSON_AddNumberToObject(x, "answerable_kept", kept);
+                cJSON_AddNumberToObject(x, "foreign_refused", ref);
+                cJSON_AddNumberToObject(x, "in_use", in_use);
+            }
+            free(in);
+            free(out);
         }
-        if (n_in) {
-            double t, kept, ref;
-            sweep(in, n_in, out, n_out, &t, &kept, &ref);
-            st = rb_buf_printf(&md, "| %s | %zu | %zu | %.2f | %.1f %% | %.1f %% | %.2f |\n",
-                               verts[v], n_in, n_out, t, 100 * kept, 100 * ref,
-                               rb_answer_default_min_evidence(verts[v]));
-            cJSON *x = cJSON_AddObjectToObject(jt, verts[v]);
-            cJSON_AddNumberToObject(x, "threshold", t);
-            cJSON_AddNumberToObject(x, "answerable_kept", kept);
-            cJSON_AddNumberToObject(x, "foreign_refused", ref);
-            cJSON_AddNumberToObject(x, "in_use", rb_answer_default_min_evidence(verts[v]));
-        }
-        free(in);
-        free(out);
     }
     char *json = rb_json_print(root);
     cJSON_Delete(root);

@@ -445,9 +445,9 @@ RB_NODISCARD enum rb_status rb_answerer_retrieve(struct rb_answerer *a,
                                                  struct rb_errmsg *err);
 void rb_answer_passages_free(struct rb_answer_passage *p, size_t n);
 
-/* The built-in refusal thresholds per vertical (measured on the dev sets with
- * `ragbox eval`; see docs). Unknown verticals get "general". */
-double rb_answer_default_min_evidence(const char *vertical);
+/* The built-in refusal thresholds per vertical and language (measured on the
+ * dev sets with `ragbox eval`; see answerer.c). Unknown verticals get "general". */
+double rb_answer_default_min_evidence(const char *vertical, enum rb_answer_lang lang);
 
 /* ================================================================= batch */
 
