@@ -120,6 +120,12 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
     if (n == 0 || ex.n == 0 || ex.best_coverage < pol->min_evidence) {
         rb_answer_extract_free(&ex);
         st = refuse(out, RB_ANSWER_REFUSE_NO_EVIDENCE);
+        if (st == RB_OK && pol->refusal && *pol->refusal) {
+            free(out->answer);
+            out->answer = rb_strdup(pol->refusal);
+            if (!out->answer)
+                st = RB_ERR_NOMEM;
+        }
         if (st == RB_OK && o->on_piece)
             o->on_piece(o->stream_user, out->answer, strlen(out->answer));
         return st;

@@ -597,6 +597,14 @@ static void embed_rows(const struct rb_wt *w, const int32_t *tokens, int n, floa
                             x + (size_t)t * w->ne0, w->ne0);
 }
 
+void rb__model_matmul(struct rb__model *m, const struct rb_wt *w, const float *act, int n_tok,
+                      float *out)
+{
+    if (ws_reserve(m, n_tok, 1) != RB_OK)
+        return;
+    mm(m, w, act, n_tok, out, NULL);
+}
+
 /* ============================================================ decoder forward */
 
 enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b)

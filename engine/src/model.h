@@ -91,6 +91,11 @@ struct rb__batch {
 };
 RB_NODISCARD enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b);
 
+/* out (n_tok x w->ne1) = act (n_tok x w->ne0) . W^T (activations quantized as the weight
+ * type needs, rows split over the model's pool). */
+void rb__model_matmul(struct rb__model *m, const struct rb_wt *w, const float *act, int n_tok,
+                      float *out);
+
 /* Encoder: embeds one sequence of n tokens into out (n_embd floats), pooled and
  * L2-normalised. */
 RB_NODISCARD enum rb_status rb__encode(struct rb__model *m, const int32_t *tokens, int n,

@@ -333,6 +333,8 @@ struct rb_answer_policy {
     bool figures_from_sources; /* refuse a generated answer quoting a figure (number) that no
                                   cited source contains (finance figures, medical dosages) */
     size_t max_sentences;    /* extractive: sentences to show, 0 = 3 */
+    const char *refusal;     /* the pack's no-evidence refusal text in the question's
+                                language, NULL = the built-in one (borrowed) */
 };
 
 /* Renders the vertical's prompt template: the system and user messages for
@@ -583,6 +585,41 @@ RB_NODISCARD enum rb_status rb_answer_forget(struct rb_index *idx,
                                              struct rb_answer_forget_report *report,
                                              struct rb_errmsg *err);
 void rb_answer_forget_report_free(struct rb_answer_forget_report *r);
+
+/* ============================================================ environment */
+
+/* What a deployment wires into an answerer: the vertical packs (policy,
+ * prompt templates, per-language disclaimers and refusals) and the audit
+ * trail with PII redaction (every ask is recorded: redacted question,
+ * retrieved chunk ids + document hashes, model hash, template + version,
+ * answer or its hash per [audit] answers, outcome, latency). Built only when
+ * the audit and verticals modules are part of the build (RAGBOX_ANSWER_HAVE_ENV).
+ * Thread-safe: packs are opened once and shared; audit appends are serialised
+ * by the audit module. */
+struct rb_answer_env;
+struct rb_answer_env_options {
+    const char *data_dir;          /* required */
+    const struct rb_config *config; /* [audit], [verticals], [answer] sections; may be NULL */
+    bool audit;                    /* open the audit trail (false: packs only, e.g. eval) */
+};
+RB_NODISCARD enum rb_status rb_answer_env_open(const struct rb_answer_env_options *o,
+                                               struct rb_answer_env **out,
+                                               struct rb_errmsg *err);
+void rb_answer_env_close(struct rb_answer_env *env);
+/* Sets o->vertical/vertical_user and (when audited) o->audit/audit_user. */
+void rb_answer_env_apply(struct rb_answer_env *env, struct rb_answerer_options *o);
+/* The vertical hook alone (eval uses it for templates and policies). */
+enum rb_status rb_answer_env_vertical(void *env, const char *vertical, enum rb_answer_lang lang,
+                                      struct rb_answer_policy *policy,
+                                      rb_answer_render_fn *render, void **render_user,
+                                      const char **template_id, const char **template_version);
+/* Records a forget tombstone (no identifiers, only counts and hashes). */
+RB_NODISCARD enum rb_status rb_answer_env_tombstone(struct rb_answer_env *env, const char *user,
+                                                    const char *collection,
+                                                    const struct rb_answer_forget_request *req,
+                                                    const struct rb_answer_forget_report *rep,
+                                                    char *audit_id, size_t size,
+                                                    struct rb_errmsg *err);
 
 /* ================================================================ tables */
 

@@ -261,6 +261,9 @@ const char *rb_engine_model_arch(const struct rb_engine_model *m);
 RB_NODISCARD enum rb_status rb_engine_model_count_tokens(struct rb_engine_model *m,
                                                          const char *text, size_t len,
                                                          size_t *n_tokens);
+/* The model's tokenizer (borrowed, valid until close): tokenize, detokenize, and
+ * rb_engine_chat_apply to format chat messages for rb_engine_generate. */
+const struct rb_engine_tokenizer *rb_engine_model_tokenizer(const struct rb_engine_model *m);
 /* Text of the last error on this handle (borrowed; valid until the next call). */
 const char *rb_engine_model_errmsg(const struct rb_engine_model *m);
 
@@ -337,6 +340,31 @@ RB_NODISCARD enum rb_status rb_engine_generate_tokens(struct rb_engine_model *m,
                                                       rb_engine_token_fn cb, void *user,
                                                       bool want_text,
                                                       struct rb_engine_gen_result *res);
+
+/* ---- benchmarking (ragbox bench, bench/engine) */
+
+/* One timed run, llama-bench style, with random token ids: n_gen == 0 measures the
+ * prefill of n_prompt tokens (embedding models: encoding a sequence of n_prompt tokens);
+ * n_gen > 0 decodes n_gen tokens one at a time after a prompt of n_prompt tokens (not
+ * timed). *tokens_per_s gets the rate. Serialised like generate. */
+RB_NODISCARD enum rb_status rb_engine_bench_once(struct rb_engine_model *m, int n_prompt,
+                                                 int n_gen, uint64_t seed,
+                                                 double *tokens_per_s);
+
+/* ---- quantization (ragbox model quantize) */
+
+/* Writes a quantized copy of the GGUF model at in_path to out_path (atomically).
+ * type: "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M" or "Q6_K" (case-insensitive). Tensor choices
+ * follow the reference quantizer's usual rules: 1-D tensors (norms, biases) stay F32;
+ * the output matrix (or the tied token embedding) gets Q6_K for the k-quant and Q4_0
+ * types; Q4_K_M / Q5_K_M give attn_v and ffn_down Q6_K in the first and last eighth of
+ * the layers and every third layer between; a matrix whose rows do not split into
+ * 256-blocks falls back to Q5_0 / Q8_0, into 32-blocks stays as it is. Inputs of type
+ * F32, F16, BF16 (already-quantized tensors are requantized from their dequantized
+ * values, with a warning). n_threads <= 0: all CPUs. */
+RB_NODISCARD enum rb_status rb_engine_quantize(const char *in_path, const char *out_path,
+                                               const char *type, int n_threads,
+                                               struct rb_errmsg *err);
 
 /* ---- scheduler: many sequences, one model, batched decode steps
  *
