@@ -28,6 +28,7 @@ struct session {
     enum rb_index_mode retrieval;
     const char *vertical;
     const char *user;
+    struct rb_answer_env *env; /* packs + audit trail, when built in */
 };
 
 static enum rb_status open_backend(struct session *s, struct rb_answer_backend **out,
@@ -64,11 +65,26 @@ static enum rb_status open_backend(struct session *s, struct rb_answer_backend *
         free(key);
         return st;
     }
-    if (s->model && *s->model)
+    if (s->model && *s->model) {
+#if RAGBOX_ANSWER_HAVE_LOCAL
+        int64_t n_ctx = 0, threads = 0;
+        struct rb_errmsg cerr;
+        if (rb_config_int(s->cli->config, "answer", "context_tokens", 0, 0, 1 << 20, &n_ctx,
+                          &cerr) != RB_OK ||
+            rb_config_int(s->cli->config, "answer", "threads", 0, 0, 1024, &threads, &cerr) !=
+                RB_OK)
+            return rb_errmsg_set(err, RB_ERR_CONFIG, "%s", cerr.text);
+        struct rb_answer_local_options lo = {
+            .model_path = s->model,
+            .n_ctx = (int)n_ctx,
+            .n_threads = (int)threads,
+            .chat_template = rb_config_str(s->cli->config, "answer", "chat_template", NULL)};
+        return rb_answer_backend_open_local(&lo, out, err);
+#else
         return rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
-                             "--model %s: the local engine is not built into this ragbox; use "
-                             "--remote or --extractive",
-                             s->model);
+                             "--model %s: this ragbox is built without the engine", s->model);
+#endif
+    }
     return RB_OK; /* no model configured: extractive */
 }
 
@@ -76,15 +92,35 @@ static void session_close(struct session *s)
 {
     rb_index_close(s->index);
     s->index = NULL;
+#if RAGBOX_ANSWER_HAVE_ENV
+    rb_answer_env_close(s->env);
+    s->env = NULL;
+#endif
 }
 
-static int session_open(struct session *s)
+/* Opens the index and, when built in, the packs and the audit trail. */
+static int session_open_env(struct session *s, bool audit)
 {
     struct rb_index_options io = {.data_dir = s->cli->data_dir, .config = s->cli->config};
     struct rb_errmsg err;
     if (rb_index_open(&io, &s->index, &err) != RB_OK)
         return rb_cli_fail("%s", err.text);
+#if RAGBOX_ANSWER_HAVE_ENV
+    struct rb_answer_env_options eo = {.data_dir = s->cli->data_dir, .config = s->cli->config,
+                                       .audit = audit};
+    if (rb_answer_env_open(&eo, &s->env, &err) != RB_OK) {
+        session_close(s);
+        return rb_cli_fail("%s", err.text);
+    }
+#else
+    (void)audit;
+#endif
     return RB_EXIT_OK;
+}
+
+static int session_open(struct session *s)
+{
+    return session_open_env(s, true);
 }
 
 static enum rb_status open_answerer(struct session *s, struct rb_answer_backend **backend,
@@ -98,6 +134,10 @@ static enum rb_status open_answerer(struct session *s, struct rb_answer_backend 
                                      .backend = *backend,
                                      .k = s->k,
                                      .max_tokens = s->max_tokens};
+#if RAGBOX_ANSWER_HAVE_ENV
+    if (s->env)
+        rb_answer_env_apply(s->env, &ao);
+#endif
     st = rb_answerer_open(&ao, out, err);
     if (st != RB_OK) {
         rb_answer_backend_close(*backend);
@@ -210,13 +250,18 @@ static enum rb_status forget_tombstone(struct session *s, const struct rb_answer
                                        const struct rb_answer_forget_report *rep, char *audit_id,
                                        size_t size, struct rb_errmsg *err)
 {
+    audit_id[0] = '\0';
+#if RAGBOX_ANSWER_HAVE_ENV
+    if (s->env)
+        return rb_answer_env_tombstone(s->env, s->user, req->collection, req, rep, audit_id, size,
+                                       err);
+#else
     (void)s;
     (void)req;
     (void)rep;
+    (void)size;
     (void)err;
-    audit_id[0] = '\0';
-    if (size)
-        audit_id[0] = '\0';
+#endif
     return RB_OK;
 }
 
@@ -631,7 +676,7 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
     }
     if (!out_dir)
         out_dir = rb_path_join(cli->data_dir, "eval");
-    int rc = session_open(&s);
+    int rc = session_open_env(&s, false);
     if (rc != RB_EXIT_OK) {
         free(sets_dir);
         free(out_dir);

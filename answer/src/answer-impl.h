@@ -20,4 +20,7 @@ void rb__termset_free(struct rb__termset *s);
 /* Token estimate when the backend cannot count: one per CJK character, one per 4 other bytes. */
 size_t rb__estimate_tokens(const char *text, size_t len);
 
+/* Version of the built-in answer prompt (respond.c), recorded in the audit trail. */
+#define RB__BUILTIN_TEMPLATE_VERSION "2026.11-1"
+
 #endif

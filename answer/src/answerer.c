@@ -272,8 +272,14 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     };
     st = rb_answer_respond(&ro, p, n, out, err);
     out->vertical = vert;
-    out->template_id = tmpl;
-    out->template_version = tv;
+    if (tmpl) { /* the pack's template was used; else respond may have set the built-in one */
+        free(out->template_id);
+        free(out->template_version);
+        out->template_id = tmpl;
+        out->template_version = tv;
+    } else {
+        free(tv);
+    }
     if (a->o.backend && out->mode_used && strcmp(out->mode_used, "extractive") != 0)
         memcpy(out->model_hash, a->o.backend->model_hash, sizeof out->model_hash);
     out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;

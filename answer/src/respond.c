@@ -87,6 +87,36 @@ static bool figures_supported(const char *answer, const struct rb_answer_result 
     return true;
 }
 
+/* The built-in answer prompt, used when no vertical pack supplies one
+ * (template id "builtin/answer.<lang>", version RB__BUILTIN_TEMPLATE_VERSION). */
+static enum rb_status builtin_render(void *user, const char *context, const char *question,
+                                     enum rb_answer_lang lang, char **system, char **user_message)
+{
+    (void)user;
+    if (lang == RB_ANSWER_LANG_ZH) {
+        *system = rb_strdup(
+            "你是一个严谨的文档问答助手。只能依据下面编号的资料回答问题，不得使用资料以外的知识。"
+            "每一个事实后面用方括号标注资料编号，例如 [1] 或 [2][3]。数字、日期和金额必须与资料"
+            "完全一致。如果资料中没有足够的依据，就直接说明资料中没有答案，不要猜测。用中文回答。");
+        *user_message = rb_asprintf("资料：\n%s\n\n问题：%s", context, question);
+    } else {
+        *system = rb_strdup(
+            "You are a careful assistant answering questions about documents. Answer only from "
+            "the numbered sources below, never from outside knowledge. After every fact, cite "
+            "its source number in square brackets, e.g. [1] or [2][3]. Quote figures, dates and "
+            "amounts exactly as the sources give them, with their period and unit. If the "
+            "sources do not contain the answer, say so plainly instead of guessing.");
+        *user_message = rb_asprintf("Sources:\n%s\n\nQuestion: %s", context, question);
+    }
+    if (!*system || !*user_message) {
+        free(*system);
+        free(*user_message);
+        *system = *user_message = NULL;
+        return RB_ERR_NOMEM;
+    }
+    return RB_OK;
+}
+
 enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
                                  struct rb_answer_passage *passages, size_t n,
                                  struct rb_answer_result *out, struct rb_errmsg *err)
@@ -104,8 +134,16 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
         return rb_errmsg_set(err, RB_ERR_CONFIG,
                              "answer: generation requested but no model is configured "
                              "(use --model, [answer] remote_url, or --extractive)");
-    if (generate && !o->render)
-        return rb_errmsg_set(err, RB_ERR_INVALID, "answer: no prompt template renderer");
+    rb_answer_render_fn render = o->render;
+    void *render_user = o->render_user;
+    if (generate && !render) {
+        render = builtin_render;
+        render_user = NULL;
+        free(out->template_id);
+        free(out->template_version);
+        out->template_id = rb_asprintf("builtin/answer.%s", rb_answer_lang_code(out->lang));
+        out->template_version = rb_strdup(RB__BUILTIN_TEMPLATE_VERSION);
+    }
     out->mode_used = generate ? o->backend->ops->name : "extractive";
     if (generate)
         memcpy(out->model_hash, o->backend->model_hash, sizeof out->model_hash);
@@ -149,7 +187,7 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
     size_t budget = o->context_budget;
     if (budget == 0) {
         char *sys0 = NULL, *usr0 = NULL;
-        if ((st = o->render(o->render_user, "", o->question, out->lang, &sys0, &usr0)) != RB_OK)
+        if ((st = render(render_user, "", o->question, out->lang, &sys0, &usr0)) != RB_OK)
             return rb_errmsg_set(err, st, "answer: the prompt template failed: %s",
                                  rb_status_str(st));
         size_t fixed = rb_answer_backend_count_tokens(b, sys0 ? sys0 : "", sys0 ? strlen(sys0) : 0) +
@@ -171,7 +209,7 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
                              b->context_tokens);
     }
     char *sys = NULL, *usr = NULL;
-    if ((st = o->render(o->render_user, pk.context, o->question, out->lang, &sys, &usr)) != RB_OK) {
+    if ((st = render(render_user, pk.context, o->question, out->lang, &sys, &usr)) != RB_OK) {
         rb_answer_packed_free(&pk);
         return rb_errmsg_set(err, st, "answer: the prompt template failed: %s", rb_status_str(st));
     }
