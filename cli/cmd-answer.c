@@ -10,6 +10,10 @@
 #include "cli.h"
 #include "ragbox/answer.h"
 #include "ragbox/index.h"
+#if __has_include("ragbox/ingest.h")
+#include "ragbox/ingest.h"
+#define CMD_ANSWER_HAVE_INGEST 1
+#endif
 
 /* ================================================================ session */
 
@@ -579,6 +583,66 @@ int rb_cmd_batch(struct rb_cli *cli, int argc, char **argv)
 
 /* =================================================================== eval */
 
+#if CMD_ANSWER_HAVE_INGEST
+/* Eval documents through ingest's parsers (sandboxed) and structure-aware
+ * chunker, as `ragbox ingest` does (PDF pages, tables, headings). */
+static enum rb_status eval_ingest(void *user, struct rb_index *idx, int64_t collection_id,
+                                  const char *path, struct rb_errmsg *err)
+{
+    const struct rb_config *cfg = user;
+    struct rb_ingest_limits lim;
+    rb_ingest_limits_default(&lim);
+    lim.ocr = false; /* the eval documents have a text layer */
+    struct rb_ingest_doc *doc = NULL;
+    enum rb_status st = rb_ingest_parse_file(path, &lim, &doc, err);
+    if (st != RB_OK)
+        return st;
+    struct rb_ingest_chunk_options co;
+    rb_ingest_chunk_options_default(&co);
+    if ((st = rb_ingest_chunk_options_from_config(cfg, NULL, &co, err)) != RB_OK) {
+        rb_ingest_doc_free(doc);
+        return st;
+    }
+    struct rb_ingest_chunks ch = {0};
+    if ((st = rb_ingest_chunk(doc, &co, &ch, err)) != RB_OK) {
+        rb_ingest_doc_free(doc);
+        return st;
+    }
+    struct rb_index_chunk *ic = rb_calloc_array(ch.n ? ch.n : 1, sizeof *ic);
+    char hash[RB_SHA256_HEX_LEN + 1];
+    st = ic ? rb_sha256_file(path, hash) : RB_ERR_NOMEM;
+    for (size_t i = 0; st == RB_OK && i < ch.n; i++) {
+        ic[i].ordinal = (int32_t)i;
+        ic[i].text = ch.items[i].text;
+        ic[i].page_start = ch.items[i].page_start;
+        ic[i].page_end = ch.items[i].page_end;
+        ic[i].section = ch.items[i].section;
+        ic[i].byte_start = (int64_t)ch.items[i].byte_start;
+        ic[i].byte_end = (int64_t)ch.items[i].byte_end;
+        ic[i].char_start = (int64_t)ch.items[i].char_start;
+        ic[i].char_end = (int64_t)ch.items[i].char_end;
+        ic[i].token_count = ch.items[i].token_count;
+    }
+    if (st == RB_OK) {
+        const char *name = rb_path_basename(path);
+        struct rb_index_document d = {.collection_id = collection_id,
+                                      .source = name,
+                                      .sha256 = hash,
+                                      .title = name,
+                                      .language = doc->language,
+                                      .metadata_json = doc->metadata_json,
+                                      .state = RB_INDEX_DOC_INDEXED};
+        st = rb_index_document_put(idx, &d, ic, ch.n, NULL, NULL);
+        if (st != RB_OK)
+            rb_errmsg_set(err, st, "%s: %s", name, rb_index_errmsg(idx));
+    }
+    free(ic);
+    rb_ingest_chunks_free(&ch);
+    rb_ingest_doc_free(doc);
+    return st;
+}
+#endif
+
 int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
 {
     static const char help[] =
@@ -604,6 +668,8 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
         "      --remote URL     answer with an OpenAI-compatible server instead of extractively\n"
         "      --remote-model N model name for --remote\n"
         "      --reingest       rebuild the eval collections\n"
+        "      --txt-chunker    index .txt sets with the built-in paragraph chunker instead\n"
+        "                       of ingest's parsers and chunker (PDF sets are then skipped)\n"
         "  -o, --out-dir DIR    where the reports go (default DATA/eval)\n"
         "  -h, --help           this help\n";
     if (rb_cli_wants_help(argc, argv)) {
@@ -617,6 +683,7 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
                                          {"remote", required_argument, NULL, 'R'},
                                          {"remote-model", required_argument, NULL, 'N'},
                                          {"reingest", no_argument, NULL, 'r'},
+                                         {"txt-chunker", no_argument, NULL, 't'},
                                          {"out-dir", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -627,7 +694,7 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
     const char *sets[16];
     size_t n_sets = 0;
     int64_t limit = 0, k = 10;
-    bool reingest = false;
+    bool reingest = false, use_ingest = true;
     char *sets_dir = NULL, *out_dir = NULL;
     int c;
     optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
@@ -661,6 +728,9 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
             break;
         case 'r':
             reingest = true;
+            break;
+        case 't':
+            use_ingest = false;
             break;
         case 'o':
             free(out_dir);
@@ -699,6 +769,10 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
                                         .reingest = reingest,
                                         .backend = backend,
                                         .min_evidence = -1,
+#if CMD_ANSWER_HAVE_INGEST
+                                        .ingest = use_ingest ? eval_ingest : NULL,
+                                        .ingest_user = cli->config,
+#endif
                                         .out_dir = out_dir,
                                         .progress = isatty(STDERR_FILENO),
                                         .print = true};
