@@ -34,6 +34,18 @@ RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
 RB_CLI_DECLARE(rb_cmd_forget)
 
+
+/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
+RB_CLI_DECLARE(rb_cmd_audit_verify)
+RB_CLI_DECLARE(rb_cmd_audit_export)
+RB_CLI_DECLARE(rb_cmd_audit_query)
+RB_CLI_DECLARE(rb_cmd_audit_pubkey)
+RB_CLI_DECLARE(rb_cmd_audit_checkpoint)
+RB_CLI_DECLARE(rb_cmd_redact)
+RB_CLI_DECLARE(rb_cmd_verticals_list)
+RB_CLI_DECLARE(rb_cmd_verticals_show)
+RB_CLI_DECLARE(rb_cmd_verticals_check)
+
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
     /* engine (engine-gguf) */
@@ -61,6 +73,17 @@ static const struct rb_cli_command commands[] = {
     {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
     {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
      rb_cmd_forget},
+    /* audit and verticals */
+    {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
+    {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
+     rb_cmd_audit_export},
+    {"audit query", "list audit records matching filters", rb_cmd_audit_query},
+    {"audit pubkey", "export the audit signing public key", rb_cmd_audit_pubkey},
+    {"audit checkpoint", "write a signed audit checkpoint now", rb_cmd_audit_checkpoint},
+    {"redact", "show what the redaction rules would remove from a file", rb_cmd_redact},
+    {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
+    {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
+    {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
 };
 
 int rb_cli_fail(const char *fmt, ...)
