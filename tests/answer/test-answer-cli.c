@@ -129,6 +129,9 @@ static void test_ask(void)
     CHECK(rb_json_num(c0, "chunk_id", 0) > 0);
     CHECK(rb_json_str(c0, "text") && strstr(rb_json_str(c0, "text"), "25.9"));
     CHECK(cJSON_IsString(cJSON_GetObjectItem(j, "audit_id")));
+#if RAGBOX_ANSWER_HAVE_ENV
+    CHECK(strncmp(rb_json_str(j, "audit_id"), "audit-", 6) == 0);
+#endif
     cJSON_Delete(j);
 
     j = ask("被告人如何进入周某家中?");
@@ -165,6 +168,59 @@ static void test_ask(void)
     CHECK_EQ_INT(status, 2);
     free(out);
 }
+
+#if RAGBOX_ANSWER_HAVE_ENV
+/* The audit trail holds the question redacted, the retrieved chunks with
+ * their document hashes, the template and version, the answer's hash; and
+ * `ragbox audit verify` passes. */
+static void test_audit(void)
+{
+    cJSON *j = ask("What did john.smith@example.com (card 4111 1111 1111 1111) say about how "
+                   "long in-flight intubation took?");
+    REQUIRE(j != NULL);
+    const char *id = rb_json_str(j, "audit_id");
+    REQUIRE(id && strncmp(id, "audit-", 6) == 0);
+    long seq = strtol(id + 6, NULL, 10);
+    cJSON_Delete(j);
+    CHECK(!data_contains("john.smith@example.com"));
+    CHECK(!data_contains("4111 1111 1111 1111"));
+    int status;
+    char *out = run(&status, "audit query --json 2>&1");
+    free(out);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/audit/audit-00000000000000000001.jsonl", DATA);
+    char *log = slurp(path);
+    REQUIRE(log != NULL);
+    /* the record of that ask */
+    char key[64];
+    snprintf(key, sizeof key, "{\"seq\":%ld,", seq);
+    char *rec = strstr(log, key);
+    REQUIRE(rec != NULL);
+    char *end = strchr(rec, '\n');
+    if (end)
+        *end = '\0';
+    cJSON *r = cJSON_Parse(rec);
+    REQUIRE(r != NULL);
+    CHECK_STR(rb_json_str(r, "action"), "answer");
+    const char *q = rb_json_str(r, "query");
+    CHECK_MSG(q && strstr(q, "[REDACTED:EMAIL]") && strstr(q, "[REDACTED:CARD]"), "query: %s",
+              q ? q : "(null)");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "chunks")) >= 1);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "chunks"), 0);
+    CHECK(c0 && rb_json_str(c0, "doc") && strlen(rb_json_str(c0, "doc")) == 64);
+    CHECK(rb_json_str(r, "template") != NULL);
+    CHECK(rb_json_str(r, "template_version") != NULL);
+    CHECK(rb_json_str(r, "answer_sha256") != NULL);
+    const char *outcome = rb_json_str(r, "outcome");
+    CHECK(outcome && (strcmp(outcome, "answered") == 0 || strcmp(outcome, "refused") == 0));
+    CHECK(rb_json_num(r, "latency_ms", -1) >= 0);
+    cJSON_Delete(r);
+    free(log);
+    out = run(&status, "audit verify 2>&1");
+    CHECK_MSG(status == 0, "audit verify: %s", out);
+    free(out);
+}
+#endif
 
 static void test_forget(void)
 {
@@ -308,6 +364,22 @@ int main(void)
     build_index();
     test_ask();
     test_batch(dir);
+#if RAGBOX_ANSWER_HAVE_ENV
+    test_audit();
+#endif
     test_forget();
+#if RAGBOX_ANSWER_HAVE_ENV
+    /* the tombstones are in the trail, the identifiers are not, and it verifies */
+    int status;
+    char *out = run(&status, "audit verify 2>&1");
+    CHECK_MSG(status == 0, "audit verify after forget: %s", out);
+    free(out);
+    CHECK(!data_contains("金兴路100号"));
+    char path[4300];
+    snprintf(path, sizeof path, "%s/audit/audit-00000000000000000001.jsonl", DATA);
+    char *log = slurp(path);
+    CHECK(log && strstr(log, "\"action\":\"forget\"") != NULL);
+    free(log);
+#endif
     return check_finish();
 }
