@@ -10,6 +10,10 @@
 #include "cli.h"
 #include "ragbox/answer.h"
 #include "ragbox/index.h"
+#if __has_include("ragbox/engine.h")
+#include "ragbox/engine.h"
+#define CMD_ANSWER_HAVE_ENGINE 1
+#endif
 #if __has_include("ragbox/ingest.h")
 #include "ragbox/ingest.h"
 #define CMD_ANSWER_HAVE_INGEST 1
@@ -33,7 +37,44 @@ struct session {
     const char *vertical;
     const char *user;
     struct rb_answer_env *env; /* packs + audit trail, when built in */
+#if CMD_ANSWER_HAVE_ENGINE
+    struct rb_engine_model *embedder; /* --embed-model, shared by threads */
+#endif
 };
+
+#if CMD_ANSWER_HAVE_ENGINE
+/* rb_answer_embed_fn over the engine's embedding model. */
+static enum rb_status embed_query(void *user, const char *text, float **vec, int *dim)
+{
+    struct rb_engine_model *m = user;
+    int d = rb_engine_model_dim(m);
+    float *v = rb_malloc_array((size_t)d, sizeof *v);
+    if (!v)
+        return RB_ERR_NOMEM;
+    const char *texts[1] = {text};
+    enum rb_status st = rb_engine_embed(m, texts, 1, v);
+    if (st != RB_OK) {
+        free(v);
+        return st;
+    }
+    *vec = v;
+    *dim = d;
+    return RB_OK;
+}
+
+static enum rb_status open_embedder(struct session *s, struct rb_errmsg *err)
+{
+    if (!s->embed_model || !*s->embed_model)
+        return RB_OK;
+    enum rb_status st = rb_engine_model_open(s->embed_model, NULL, &s->embedder, err);
+    if (st == RB_OK && rb_engine_model_kind(s->embedder) != RB_ENGINE_MODEL_EMBED) {
+        rb_engine_model_close(s->embedder);
+        s->embedder = NULL;
+        st = rb_errmsg_set(err, RB_ERR_MODEL, "%s is not an embedding model", s->embed_model);
+    }
+    return st;
+}
+#endif
 
 static enum rb_status open_backend(struct session *s, struct rb_answer_backend **out,
                                    struct rb_errmsg *err)
@@ -96,6 +137,10 @@ static void session_close(struct session *s)
 {
     rb_index_close(s->index);
     s->index = NULL;
+#if CMD_ANSWER_HAVE_ENGINE
+    rb_engine_model_close(s->embedder);
+    s->embedder = NULL;
+#endif
 #if RAGBOX_ANSWER_HAVE_ENV
     rb_answer_env_close(s->env);
     s->env = NULL;
@@ -109,6 +154,12 @@ static int session_open_env(struct session *s, bool audit)
     struct rb_errmsg err;
     if (rb_index_open(&io, &s->index, &err) != RB_OK)
         return rb_cli_fail("%s", err.text);
+#if CMD_ANSWER_HAVE_ENGINE
+    if (open_embedder(s, &err) != RB_OK) {
+        session_close(s);
+        return rb_cli_fail("%s", err.text);
+    }
+#endif
 #if RAGBOX_ANSWER_HAVE_ENV
     struct rb_answer_env_options eo = {.data_dir = s->cli->data_dir, .config = s->cli->config,
                                        .audit = audit};
@@ -141,6 +192,12 @@ static enum rb_status open_answerer(struct session *s, struct rb_answer_backend 
 #if RAGBOX_ANSWER_HAVE_ENV
     if (s->env)
         rb_answer_env_apply(s->env, &ao);
+#endif
+#if CMD_ANSWER_HAVE_ENGINE
+    if (s->embedder) {
+        ao.embed = embed_query;
+        ao.embed_user = s->embedder;
+    }
 #endif
     st = rb_answerer_open(&ao, out, err);
     if (st != RB_OK) {
@@ -586,10 +643,18 @@ int rb_cmd_batch(struct rb_cli *cli, int argc, char **argv)
 #if CMD_ANSWER_HAVE_INGEST
 /* Eval documents through ingest's parsers (sandboxed) and structure-aware
  * chunker, as `ragbox ingest` does (PDF pages, tables, headings). */
+struct eval_ingest_ctx {
+    const struct rb_config *cfg;
+#if CMD_ANSWER_HAVE_ENGINE
+    struct rb_engine_model *embedder; /* NULL = keyword only */
+#endif
+};
+
 static enum rb_status eval_ingest(void *user, struct rb_index *idx, int64_t collection_id,
                                   const char *path, struct rb_errmsg *err)
 {
-    const struct rb_config *cfg = user;
+    const struct eval_ingest_ctx *ctx = user;
+    const struct rb_config *cfg = ctx->cfg;
     struct rb_ingest_limits lim;
     rb_ingest_limits_default(&lim);
     lim.ocr = false; /* the eval documents have a text layer */
@@ -623,6 +688,29 @@ static enum rb_status eval_ingest(void *user, struct rb_index *idx, int64_t coll
         ic[i].char_end = (int64_t)ch.items[i].char_end;
         ic[i].token_count = ch.items[i].token_count;
     }
+    float *vecs = NULL;
+#if CMD_ANSWER_HAVE_ENGINE
+    if (st == RB_OK && ctx->embedder && ch.n) {
+        int dim = rb_engine_model_dim(ctx->embedder);
+        const char **texts = rb_calloc_array(ch.n, sizeof *texts);
+        vecs = rb_calloc_array(ch.n * (size_t)dim, sizeof *vecs);
+        if (!texts || !vecs)
+            st = RB_ERR_NOMEM;
+        for (size_t i = 0; st == RB_OK && i < ch.n; i++)
+            texts[i] = ch.items[i].text;
+        for (size_t i = 0; st == RB_OK && i < ch.n; i += 16) {
+            size_t nb = ch.n - i < 16 ? ch.n - i : 16;
+            st = rb_engine_embed(ctx->embedder, texts + i, nb, vecs + i * (size_t)dim);
+        }
+        for (size_t i = 0; st == RB_OK && i < ch.n; i++) {
+            ic[i].embedding = vecs + i * (size_t)dim;
+            ic[i].embedding_dim = dim;
+        }
+        free(texts);
+        if (st != RB_OK)
+            rb_errmsg_set(err, st, "embedding %s failed", path);
+    }
+#endif
     if (st == RB_OK) {
         const char *name = rb_path_basename(path);
         struct rb_index_document d = {.collection_id = collection_id,
@@ -637,6 +725,7 @@ static enum rb_status eval_ingest(void *user, struct rb_index *idx, int64_t coll
             rb_errmsg_set(err, st, "%s: %s", name, rb_index_errmsg(idx));
     }
     free(ic);
+    free(vecs);
     rb_ingest_chunks_free(&ch);
     rb_ingest_doc_free(doc);
     return st;
@@ -760,6 +849,12 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
         free(out_dir);
         return rb_cli_fail("%s", err.text);
     }
+#if CMD_ANSWER_HAVE_INGEST
+    struct eval_ingest_ctx ictx = {.cfg = cli->config};
+#if CMD_ANSWER_HAVE_ENGINE
+    ictx.embedder = s.embedder;
+#endif
+#endif
     struct rb_answer_eval_options eo = {.index = s.index,
                                         .sets_dir = sets_dir,
                                         .sets = n_sets ? sets : NULL,
@@ -767,11 +862,16 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
                                         .limit = (size_t)limit,
                                         .k = (int)k,
                                         .reingest = reingest,
+#if CMD_ANSWER_HAVE_ENGINE
+                                        .have_vectors = s.embedder != NULL,
+                                        .embed = s.embedder ? embed_query : NULL,
+                                        .embed_user = s.embedder,
+#endif
                                         .backend = backend,
                                         .min_evidence = -1,
 #if CMD_ANSWER_HAVE_INGEST
                                         .ingest = use_ingest ? eval_ingest : NULL,
-                                        .ingest_user = cli->config,
+                                        .ingest_user = &ictx,
 #endif
                                         .out_dir = out_dir,
                                         .progress = isatty(STDERR_FILENO),

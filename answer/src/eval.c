@@ -228,7 +228,9 @@ static enum rb_status ensure_collection(const struct rb_answer_eval_options *o, 
     snprintf(name, sizeof name, "eval-%s", set);
     struct rb_index_collection *c = NULL;
     enum rb_status st = rb_index_collection_get(o->index, name, &c);
-    if (st == RB_OK && c->documents == (int64_t)n_docs && !o->reingest) {
+    /* complete, and with vectors when the vector legs are asked for */
+    if (st == RB_OK && c->documents == (int64_t)n_docs && !o->reingest &&
+        (!o->have_vectors || c->vectors > 0)) {
         *coll_id = c->id;
         rb_index_collection_free(c);
         return RB_OK;
