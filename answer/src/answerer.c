@@ -189,11 +189,13 @@ out:
 
 /* --------------------------------------------------------------------- ask */
 
-static void audit(struct rb_answerer *a, const struct rb_answer_request *req,
-                  const char *vertical, struct rb_answer_result *r, const char *error)
+/* Records the ask; a failure to record withholds the answer (a regulated
+ * deployment shows nothing it cannot account for). */
+static enum rb_status audit(struct rb_answerer *a, const struct rb_answer_request *req,
+                            const char *vertical, struct rb_answer_result *r, const char *error)
 {
     if (!a->o.audit)
-        return;
+        return RB_OK;
     struct rb_buf cols;
     rb_buf_init(&cols, 1 << 16);
     for (size_t i = 0; i < req->n_collections; i++)
@@ -211,12 +213,11 @@ static void audit(struct rb_answerer *a, const struct rb_answer_request *req,
     };
     enum rb_status st = a->o.audit(a->o.audit_user, &ev, r->audit_id, sizeof r->audit_id);
     if (st != RB_OK) {
-        /* An unaudited answer must not be shown in a regulated deployment: the
-         * caller sees the failure through an empty audit_id and the log. */
         RB_ERROR("answer", "the audit record could not be written: %s", rb_status_str(st));
         r->audit_id[0] = '\0';
     }
     rb_buf_free(&cols);
+    return st;
 }
 
 enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_request *req,
@@ -240,7 +241,7 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
                             &render_user, &tid, &tver)) != RB_OK) {
         rb_errmsg_set(err, st, "vertical '%s': %s", vertical, rb_status_str(st));
         out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
-        audit(a, req, vertical, out, err->text);
+        (void)audit(a, req, vertical, out, err->text);
         return st;
     }
     if (tid)
@@ -253,7 +254,7 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     st = rb_answerer_retrieve(a, req, &p, &n, err);
     if (st != RB_OK) {
         out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
-        audit(a, req, vertical, out, err->text);
+        (void)audit(a, req, vertical, out, err->text);
         return st;
     }
     /* respond owns p from here; keep the metadata the call fills */
@@ -283,6 +284,13 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     if (a->o.backend && out->mode_used && strcmp(out->mode_used, "extractive") != 0)
         memcpy(out->model_hash, a->o.backend->model_hash, sizeof out->model_hash);
     out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
-    audit(a, req, vertical, out, st == RB_OK ? NULL : err->text);
+    enum rb_status ast = audit(a, req, vertical, out, st == RB_OK ? NULL : err->text);
+    if (st == RB_OK && ast != RB_OK) {
+        free(out->answer);
+        out->answer = NULL;
+        return rb_errmsg_set(err, ast,
+                             "the audit record could not be written (%s); the answer is withheld",
+                             rb_status_str(ast));
+    }
     return st;
 }
