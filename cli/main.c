@@ -9,6 +9,15 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* engine (engine-gguf) */
+RB_CLI_DECLARE(rb_cmd_tokenize)
+RB_CLI_DECLARE(rb_cmd_model_info)
+/* engine (engine-compute) */
+RB_CLI_DECLARE(rb_cmd_generate)
+RB_CLI_DECLARE(rb_cmd_embed)
+RB_CLI_DECLARE(rb_cmd_bench)
+RB_CLI_DECLARE(rb_cmd_model_quantize)
+
 /* index (cli/cmd-index.c) */
 RB_CLI_DECLARE(rb_cmd_collection_create)
 RB_CLI_DECLARE(rb_cmd_collection_list)
@@ -31,6 +40,14 @@ RB_CLI_DECLARE(rb_cmd_group_list)
 RB_CLI_DECLARE(rb_cmd_apikey_create)
 RB_CLI_DECLARE(rb_cmd_apikey_list)
 RB_CLI_DECLARE(rb_cmd_apikey_revoke)
+
+/* answer */
+RB_CLI_DECLARE(rb_cmd_ask)
+RB_CLI_DECLARE(rb_cmd_batch)
+RB_CLI_DECLARE(rb_cmd_eval)
+RB_CLI_DECLARE(rb_cmd_forget)
+
+
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
@@ -44,6 +61,16 @@ RB_CLI_DECLARE(rb_cmd_verticals_check)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* engine (engine-gguf) */
+    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
+    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
+     rb_cmd_model_info},
+    /* engine (engine-compute) */
+    {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
+    {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
+    {"bench", "measure prompt processing and generation speed (llama-bench style)",
+     rb_cmd_bench},
+    {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
     /* index (cli/cmd-index.c) */
     {"collection create", "create a collection", rb_cmd_collection_create},
     {"collection list", "list collections with their counts", rb_cmd_collection_list},
@@ -66,6 +93,12 @@ static const struct rb_cli_command commands[] = {
     {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
     {"apikey list", "list API keys", rb_cmd_apikey_list},
     {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
+    /* answer */
+    {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
+    {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
+    {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
+    {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
+     rb_cmd_forget},
     /* audit and verticals */
     {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
     {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
