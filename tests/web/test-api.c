@@ -597,6 +597,69 @@ static void test_hostile_requests(void)
     wc_free(&c);
 }
 
+/* Ask: Server-Sent Events with citations at the end, ACL inside retrieval. */
+static void test_ask(void)
+{
+    struct wc alice, bob, eve;
+    wc_init(&alice, "http", port);
+    wc_init(&bob, "http", port);
+    wc_init(&eve, "http", port);
+    REQUIRE(wc_login(&alice, "alice", "alice-password"));
+    REQUIRE(wc_login(&bob, "bob", "bob-password"));
+    REQUIRE(wc_login(&eve, "eve", "eve-password"));
+    struct wc_reply r;
+    CHECK_EQ_INT(wc_json(&alice, "GET", "/api/health", NULL, &r), 200);
+    bool have_ask = body_has(&r, "\"ask\":true");
+    wc_reply_free(&r);
+    if (!have_ask) {
+        CHECK_EQ_INT(wc_status(&alice, "POST", "/api/ask", "{\"question\":\"x\"}"), 404);
+        goto out;
+    }
+    CHECK_EQ_INT(wc_json(&alice, "POST", "/api/ask",
+                         "{\"question\":\"Does the in-flight helicopter environment impair "
+                         "oral endotracheal intubation by flight nurses?\"}",
+                         &r),
+                 200);
+    CHECK(header_has(&r, "text/event-stream"));
+    CHECK(body_has(&r, "event: token"));
+    CHECK(body_has(&r, "event: citations"));
+    CHECK(body_has(&r, "event: done"));
+    /* The citations come last, before done, and only from what alice may read. */
+    const char *cit = strstr(r.body.data, "event: citations");
+    const char *done = strstr(r.body.data, "event: done");
+    CHECK(cit && done && cit < done);
+    CHECK(!body_has(&r, NEWS_WORD) && !body_has(&r, "news-00012"));
+    CHECK(body_has(&r, "chunk_id"));
+    wc_reply_free(&r);
+    /* A collection she may not read is "no such collection"; eve reads nothing. */
+    CHECK_EQ_INT(wc_json(&alice, "POST", "/api/ask",
+                         "{\"question\":\"ColorOS\",\"collections\":[\"news\"]}", &r),
+                 404);
+    CHECK(!body_has(&r, NEWS_WORD));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&eve, "POST", "/api/ask", "{\"question\":\"ColorOS\"}"), 404);
+    CHECK_EQ_INT(wc_status(&alice, "POST", "/api/ask", "{\"question\":\"\"}"), 400);
+    CHECK_EQ_INT(wc_status(&alice, "POST", "/api/ask", "{\"question\":\"x\",\"mode\":\"magic\"}"),
+                 400);
+    /* Chinese. */
+    CHECK_EQ_INT(wc_json(&bob, "POST", "/api/ask",
+                         "{\"question\":\"OPPO Reno9 Pro 的 ColorOS 升级内测招募的是什么版本？\","
+                         "\"collections\":[\"news\"]}",
+                         &r),
+                 200);
+    CHECK(body_has(&r, "event: done"));
+    CHECK(!body_has(&r, MED_WORD));
+    wc_reply_free(&r);
+    /* The question went into alice's history. */
+    CHECK_EQ_INT(wc_json(&alice, "GET", "/api/history", NULL, &r), 200);
+    CHECK(body_has(&r, "helicopter environment impair"));
+    wc_reply_free(&r);
+out:
+    wc_free(&alice);
+    wc_free(&bob);
+    wc_free(&eve);
+}
+
 /* Uploads: streamed to disk, ingested by the worker (real parser), then searchable. */
 static void test_upload(void)
 {
@@ -935,6 +998,7 @@ int main(void)
     test_history();
     test_hostile_requests();
     test_upload();
+    test_ask();
     test_audit();
     test_slow_clients();
 
