@@ -172,6 +172,37 @@ try {
   await shot(page, '04-passage');
   await page.keyboard.press('Escape');
 
+  // Ask in English: the answer streams in, citations open the cited passage.
+  const health = await (await page.request.get(`${base}/api/health`)).json();
+  if (health.features.ask) {
+    await page.goto(`${base}/#/ask`);
+    await page.waitForSelector('#ask-question');
+    await page.fill('#ask-question', 'Does the in-flight helicopter environment impair oral endotracheal intubation?');
+    await page.selectOption('#ask-collection', 'medical');
+    await page.click('form:has(#ask-question) button[type=submit]');
+    await page.waitForSelector('#ask-citations li button');
+    check((await page.textContent('#ask-answer')).includes('[1]'), 'English answer with a citation label');
+    await shot(page, '04b-ask-en');
+    await page.click('#ask-citations li button');
+    await page.waitForSelector('#passage-dialog[open]');
+    check((await page.textContent('#passage-meta')).includes('pmid-10135926.txt'), 'citation opens its passage');
+    await page.keyboard.press('Escape');
+    // Ask in Chinese, with the UI in Chinese.
+    await page.selectOption('#lang-select', 'zh');
+    await page.waitForSelector('#nav a:text-is("提问")');
+    await page.fill('#ask-question', 'OPPO Reno9 Pro 的 ColorOS 升级内测招募的是什么版本？');
+    await page.selectOption('#ask-collection', 'news');
+    await page.click('form:has(#ask-question) button[type=submit]');
+    await page.waitForSelector('#ask-citations li button');
+    check((await page.textContent('#ask-citations')).includes('news-00012.txt'), 'Chinese answer cites the news article');
+    await shot(page, '04c-ask-zh');
+    await page.selectOption('#lang-select', 'en');
+    await page.goto(`${base}/#/search`);
+    await page.waitForSelector('#search-query');
+  } else {
+    check(false, 'ask is not part of this build');
+  }
+
   // Switch to Chinese and search Chinese text.
   await page.selectOption('#lang-select', 'zh');
   await page.waitForSelector('#nav a:text-is("检索")');
