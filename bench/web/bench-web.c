@@ -58,8 +58,9 @@ static void *run_client(void *arg)
     while (rb_time_mono_ns() < c->end_ns) {
         if (c->post) {
             /* Quote-safe: the queries were stripped of " and \ on load. */
-            snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":10}",
-                     c->queries[qi++ % c->n_queries]);
+            snprintf(body, sizeof body, "{\"query\":\"%s\",\"question\":\"%s\",\"k\":10}",
+                     c->queries[qi % c->n_queries], c->queries[qi % c->n_queries]);
+            qi++;
             curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
         }
         int64_t t0 = rb_time_mono_ns();
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 {
     int n_clients = 64, seconds = 10;
     const char *keep = NULL;
+    int audit_sync = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc)
             n_clients = (int)strtol(argv[++i], NULL, 10);
@@ -154,8 +156,11 @@ int main(int argc, char **argv)
             seconds = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
             keep = argv[++i];
+        else if (strcmp(argv[i], "--audit-sync") == 0 && i + 1 < argc)
+            audit_sync = (int)strtol(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: bench-web [--clients N] [--seconds S] [--keep DIR]\n");
+            fprintf(stderr, "usage: bench-web [--clients N] [--seconds S] [--keep DIR] "
+                            "[--audit-sync 0|1]\n");
             return 2;
         }
     }
@@ -264,8 +269,9 @@ int main(int argc, char **argv)
     FILE *cf = fopen(conf, "w");
     if (!cf)
         return 1;
-    fprintf(cf, "[web]\nmax_connections_per_ip = %d\nmax_connections = %d\n", n_clients + 16,
-            n_clients + 64);
+    /* Every search is an audit record; --audit-sync 0 shows what its fdatasync costs. */
+    fprintf(cf, "[web]\nmax_connections_per_ip = %d\nmax_connections = %d\n[audit]\nsync = %s\n",
+            n_clients + 16, n_clients + 64, audit_sync ? "true" : "false");
     fclose(cf);
     int pipefd[2];
     if (pipe(pipefd) != 0)
@@ -291,7 +297,8 @@ int main(int argc, char **argv)
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    char url_health[128], url_search[128];
+    char url_health[128], url_search[128], url_ask[128];
+    snprintf(url_ask, sizeof url_ask, "http://127.0.0.1:%d/api/ask", port);
     snprintf(url_health, sizeof url_health, "http://127.0.0.1:%d/api/health", port);
     snprintf(url_search, sizeof url_search, "http://127.0.0.1:%d/api/search", port);
     long rss0 = rss_kib(pid);
@@ -300,7 +307,8 @@ int main(int argc, char **argv)
     printf("server RSS after health: %ld KiB\n", rss_kib(pid));
     phase("search", url_search, true, n_clients, seconds, key, queries, n_q);
     printf("server RSS after search: %ld KiB\n", rss_kib(pid));
-    printf("ask: not measured (the answer pipeline is not merged into this build)\n");
+    phase("ask", url_ask, true, n_clients, seconds, key, queries, n_q);
+    printf("server RSS after ask: %ld KiB\n", rss_kib(pid));
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     curl_global_cleanup();
