@@ -650,6 +650,48 @@ static void test_ask(void)
     CHECK(body_has(&r, "event: done"));
     CHECK(!body_has(&r, MED_WORD));
     wc_reply_free(&r);
+    /* OpenAI-compatible API with an openai-scoped key. */
+    CHECK_EQ_INT(wc_json(&alice, "POST", "/api/apikeys", "{\"name\":\"sdk\",\"scopes\":\"openai\"}", &r),
+                 201);
+    cJSON *kj = cJSON_Parse(r.body.data);
+    struct wc sdk;
+    wc_init(&sdk, "http", port);
+    rb_strlcpy(sdk.bearer, rb_json_str(kj, "key") ? rb_json_str(kj, "key") : "", sizeof sdk.bearer);
+    cJSON_Delete(kj);
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&sdk, "GET", "/v1/models", NULL, &r), 200);
+    CHECK(body_has(&r, "\"ragbox/medical\"") && !body_has(&r, "ragbox/news"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&sdk, "GET", "/api/me", NULL), 403); /* openai scope only */
+    CHECK_EQ_INT(wc_json(&sdk, "POST", "/v1/chat/completions",
+                         "{\"model\":\"ragbox/medical\",\"messages\":[{\"role\":\"system\","
+                         "\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"Does the "
+                         "helicopter environment impair intubation?\"}]}",
+                         &r),
+                 200);
+    CHECK(body_has(&r, "\"chat.completion\"") && body_has(&r, "\"assistant\"") &&
+          body_has(&r, "pmid-10135926.txt"));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&sdk, "POST", "/v1/chat/completions",
+                         "{\"model\":\"ragbox\",\"stream\":true,\"messages\":[{\"role\":"
+                         "\"user\",\"content\":\"helicopter intubation\"}]}",
+                         &r),
+                 200);
+    CHECK(body_has(&r, "chat.completion.chunk") && body_has(&r, "data: [DONE]"));
+    CHECK(!body_has(&r, NEWS_WORD));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_json(&sdk, "POST", "/v1/chat/completions",
+                         "{\"model\":\"ragbox/news\",\"messages\":[{\"role\":\"user\","
+                         "\"content\":\"ColorOS\"}]}",
+                         &r),
+                 404);
+    CHECK(!body_has(&r, NEWS_WORD));
+    wc_reply_free(&r);
+    CHECK_EQ_INT(wc_status(&sdk, "POST", "/v1/chat/completions",
+                           "{\"model\":\"gpt-4\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"),
+                 404);
+    CHECK_EQ_INT(wc_status(&sdk, "POST", "/v1/chat/completions", "{\"model\":\"ragbox\"}"), 400);
+    wc_free(&sdk);
     /* The question went into alice's history. */
     CHECK_EQ_INT(wc_json(&alice, "GET", "/api/history", NULL, &r), 200);
     CHECK(body_has(&r, "helicopter environment impair"));

@@ -79,7 +79,11 @@ static enum MHD_Result h_health(struct web_request *req)
     cJSON_AddBoolToObject(f, "upload", false);
 #endif
     cJSON_AddBoolToObject(f, "batch", false);
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
+    cJSON_AddBoolToObject(f, "openai", true);
+#else
     cJSON_AddBoolToObject(f, "openai", false);
+#endif
     return rb__web_json(req, 200, o);
 }
 
@@ -1362,6 +1366,234 @@ static enum MHD_Result h_ask(struct web_request *req)
     MHD_destroy_response(r);
     return ret;
 }
+
+/* ============================================== OpenAI-compatible (/v1) */
+
+/* Models: "ragbox" answers through retrieval over every readable collection,
+ * "ragbox/<collection>" over one. No free generation model is wired into the
+ * server in this build, so every completion is a retrieval answer. */
+static enum MHD_Result h_v1_models(struct web_request *req)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    int64_t created = req->web->started_us / 1000000;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", "ragbox");
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)created);
+    cJSON_AddStringToObject(m, "owned_by", "ragbox");
+    cJSON_AddItemToArray(data, m);
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    if (rb_index_collection_list(req->web->index, &list, &n) == RB_OK) {
+        for (size_t i = 0; i < n; i++) {
+            if (!can(req, list[i].id, false))
+                continue;
+            char id[96];
+            snprintf(id, sizeof id, "ragbox/%s", list[i].name);
+            m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "id", id);
+            cJSON_AddStringToObject(m, "object", "model");
+            cJSON_AddNumberToObject(m, "created", (double)list[i].created_us / 1e6);
+            cJSON_AddStringToObject(m, "owned_by", "ragbox");
+            cJSON_AddItemToArray(data, m);
+        }
+        rb_index_collection_list_free(list, n);
+    }
+    return rb__web_json(req, 200, o);
+}
+
+static cJSON *v1_error(const char *message, const char *type)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNullToObject(e, "code");
+    return o;
+}
+
+static cJSON *v1_chunk(const char *id, int64_t created, const char *model, const char *content,
+                       const char *finish)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject(o, "created", (double)created);
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+    if (content) {
+        cJSON_AddStringToObject(delta, "role", "assistant");
+        cJSON_AddStringToObject(delta, "content", content);
+    }
+    if (finish)
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+    return o;
+}
+
+static enum MHD_Result h_v1_chat(struct web_request *req)
+{
+    struct rb_web *web = req->web;
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *model = rb_json_str(body, "model");
+    bool stream = rb_json_bool(body, "stream", false);
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const char *question = NULL;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const char *role = rb_json_str(m, "role");
+        const char *content = rb_json_str(m, "content");
+        if (role && content && strcmp(role, "user") == 0)
+            question = content; /* the last user message is the question */
+    }
+    const char *collection = NULL;
+    if (model && strncmp(model, "ragbox/", 7) == 0)
+        collection = model + 7;
+    else if (!model || strcmp(model, "ragbox") != 0) {
+        cJSON_Delete(body);
+        return rb__web_json(req, 404,
+                            v1_error("unknown model: use \"ragbox\" or \"ragbox/<collection>\" "
+                                     "(see /v1/models)",
+                                     "invalid_request_error"));
+    }
+    cJSON *rbx = cJSON_GetObjectItemCaseSensitive(body, "ragbox");
+    if (!collection && rb_json_str(rbx, "collection"))
+        collection = rb_json_str(rbx, "collection");
+    if (!question || !*question || strlen(question) > 8192 || !cJSON_IsArray(msgs)) {
+        cJSON_Delete(body);
+        return rb__web_json(req, 400, v1_error("messages must hold a user message of 1..8192 bytes",
+                                               "invalid_request_error"));
+    }
+    /* The collections: the named one if readable, else every readable one. */
+    struct rb_index_collection *list = NULL;
+    size_t n = 0;
+    enum rb_status st = rb_index_collection_list(web->index, &list, &n);
+    if (st != RB_OK) {
+        cJSON_Delete(body);
+        return rb__web_status(req, st, "collections");
+    }
+    int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
+    const char **cnames = rb_calloc_array(n ? n : 1, sizeof *cnames);
+    size_t n_ids = 0;
+    for (size_t i = 0; i < n && ids && cnames; i++) {
+        if (can(req, list[i].id, false) && (!collection || strcmp(collection, list[i].name) == 0)) {
+            ids[n_ids] = list[i].id;
+            cnames[n_ids++] = list[i].name;
+        }
+    }
+    if (n_ids == 0) {
+        free(ids);
+        free(cnames);
+        rb_index_collection_list_free(list, n);
+        cJSON_Delete(body);
+        if (collection)
+            rb__web_audit(req, "v1.collection", NULL, "denied");
+        return rb__web_json(req, 404, v1_error(collection ? "no such collection"
+                                                          : "you may not read any collection",
+                                               "invalid_request_error"));
+    }
+    struct search_acl acl = {web->auth, req->caller.user.id, ids, n_ids};
+    struct rb_answer_request ar = {.question = question,
+                                   .collections = cnames,
+                                   .n_collections = n_ids,
+                                   .allow = search_allow,
+                                   .allow_ctx = &acl,
+                                   .user = req->caller.user.name,
+                                   .client = req->ip};
+    struct rb_answer_result res;
+    memset(&res, 0, sizeof res);
+    struct rb_errmsg err;
+    rb_errmsg_clear(&err);
+    st = rb_answerer_ask(web->answerer, &ar, &res, &err);
+    char id[48];
+    uint8_t rnd[8];
+    char hex[17] = "0000000000000000";
+    if (rb_random_bytes(rnd, sizeof rnd) == RB_OK)
+        rb_hex_encode(rnd, sizeof rnd, hex);
+    snprintf(id, sizeof id, "chatcmpl-%s", hex);
+    int64_t created = rb_time_now_us() / 1000000;
+    char model_name[96];
+    snprintf(model_name, sizeof model_name, "%s", model);
+    free(ids);
+    free(cnames);
+    rb_index_collection_list_free(list, n);
+    cJSON_Delete(body);
+    if (st != RB_OK) {
+        rb_answer_result_free(&res);
+        RB_WARN("web", "v1 chat failed: %s", err.text);
+        return rb__web_json(req, 500, v1_error("the answer failed", "server_error"));
+    }
+    cJSON *cites = rb_answer_result_json(&res, false);
+    cJSON *citations = cJSON_DetachItemFromObject(cites, "citations");
+    cJSON_Delete(cites);
+    if (!stream) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "object", "chat.completion");
+        cJSON_AddNumberToObject(o, "created", (double)created);
+        cJSON_AddStringToObject(o, "model", model_name);
+        cJSON *ch = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ch, "index", 0);
+        cJSON *msg = cJSON_AddObjectToObject(ch, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddStringToObject(msg, "content", res.answer ? res.answer : "");
+        cJSON_AddStringToObject(ch, "finish_reason", "stop");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+        cJSON *usage = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(usage, "prompt_tokens", (double)res.context_tokens);
+        cJSON_AddNumberToObject(usage, "completion_tokens", 0);
+        cJSON_AddNumberToObject(usage, "total_tokens", (double)res.context_tokens);
+        /* ragbox extension: the sources, and whether the answer is a refusal. */
+        cJSON *x = cJSON_AddObjectToObject(o, "ragbox");
+        cJSON_AddItemToObject(x, "citations", citations ? citations : cJSON_CreateArray());
+        cJSON_AddBoolToObject(x, "refused", res.refused);
+        rb_answer_result_free(&res);
+        return rb__web_json(req, 200, o);
+    }
+    struct rb_buf b;
+    rb_buf_init(&b, 64 << 20);
+    bool ok = true;
+    cJSON *chunks[2] = {v1_chunk(id, created, model_name, res.answer ? res.answer : "", NULL),
+                        v1_chunk(id, created, model_name, NULL, "stop")};
+    cJSON *x = cJSON_AddObjectToObject(chunks[1], "ragbox");
+    cJSON_AddItemToObject(x, "citations", citations ? citations : cJSON_CreateArray());
+    cJSON_AddBoolToObject(x, "refused", res.refused);
+    for (int i = 0; i < 2; i++) {
+        char *t = cJSON_PrintUnformatted(chunks[i]);
+        cJSON_Delete(chunks[i]);
+        ok = ok && t && rb_buf_printf(&b, "data: %s\n\n", t) == RB_OK;
+        free(t);
+    }
+    ok = ok && rb_buf_append_str(&b, "data: [DONE]\n\n") == RB_OK;
+    rb_answer_result_free(&res);
+    if (!ok) {
+        rb_buf_free(&b);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
+    char *text = rb_buf_steal(&b);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    rb__web_headers(req, r, true);
+    req->status = 200;
+    ret = MHD_queue_response(req->conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
 #endif /* RB_WEB_HAVE_ANSWER */
 
 /* Totals for /metrics (no per-collection labels: names could leak). */
@@ -1591,6 +1823,8 @@ const struct web_route rb__web_routes[] = {
 #endif
 #if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_ANSWER)
     {"POST", "/api/ask", h_ask, WEB_USER, R, false},
+    {"GET", "/v1/models", h_v1_models, WEB_USER, RB_WEB_SCOPE_OPENAI, false},
+    {"POST", "/v1/chat/completions", h_v1_chat, WEB_USER, RB_WEB_SCOPE_OPENAI, false},
 #endif
 #if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
     {"POST", "/api/collections/{name}/documents", rb__web_upload_finish, WEB_USER, W, true},

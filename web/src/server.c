@@ -569,7 +569,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (route_lookup(req, &path_matched) && req->route->upload) {
             /* A streamed upload: check who may send it before reading it. */
             if ((uint64_t)announced > web->max_upload) {
+                pthread_mutex_lock(&web->metrics.lock);
                 web->metrics.rejected_body++;
+                pthread_mutex_unlock(&web->metrics.lock);
+                /* A little over the limit: read and discard it, so the client
+                 * gets the 413 (closing with unread data resets the socket and
+                 * the reply is lost). Far over: refuse at once. */
+                if ((uint64_t)announced <= web->max_upload + WEB_DRAIN_MAX) {
+                    req->body_too_large = true;
+                    return MHD_YES;
+                }
                 return rb__web_error(req, 413, "too_large", "upload exceeds %zu bytes",
                                      web->max_upload);
             }
@@ -580,20 +589,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return rb__web_upload_begin(req);
         }
         if ((uint64_t)announced > web->max_body) {
+            pthread_mutex_lock(&web->metrics.lock);
             web->metrics.rejected_body++;
+            pthread_mutex_unlock(&web->metrics.lock);
+            if ((uint64_t)announced <= web->max_body + WEB_DRAIN_MAX) {
+                req->body_too_large = true; /* drained, then 413 (see above) */
+                return MHD_YES;
+            }
             return rb__web_error(req, 413, "too_large", "request body exceeds %zu bytes",
                                  web->max_body);
         }
         return MHD_YES;
     }
-    if (*upload_size > 0 && req->upload) {
-        if (!req->status)
-            rb__web_upload_data(req, upload_data, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
     if (*upload_size > 0) {
-        if (!req->body_too_large) {
+        /* Discarding an oversize body is bounded too: past the drain allowance
+         * the connection is dropped. */
+        if (req->body_too_large) {
+            req->drained += *upload_size;
+            if (req->drained > WEB_DRAIN_MAX)
+                return MHD_NO;
+        }
+        if (req->upload) {
+            if (!req->status)
+                rb__web_upload_data(req, upload_data, *upload_size);
+        } else if (!req->body_too_large) {
             if (req->body.len + *upload_size > web->max_body ||
                 rb_buf_append(&req->body, upload_data, *upload_size) != RB_OK)
                 req->body_too_large = true;

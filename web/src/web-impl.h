@@ -18,6 +18,8 @@
 
 #define WEB_MAX_PARAMS 4
 #define WEB_LAT_BUCKETS 12
+/* Bytes of an oversize body read and discarded so the 413 reaches the client. */
+#define WEB_DRAIN_MAX ((size_t)16 << 20)
 
 struct web_route;
 struct web_upload;
@@ -104,6 +106,7 @@ struct web_request {
     char *params[WEB_MAX_PARAMS]; /* decoded {name} path segments, owned */
     struct rb_buf body;
     bool body_too_large;
+    size_t drained;               /* bytes discarded after body_too_large */
     int64_t start_ns;
     char ip[64];
     struct web_caller caller;
