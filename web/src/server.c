@@ -873,6 +873,9 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     }
 #endif
 
+    if (opts->model_path || opts->embedding_model_path)
+        RB_WARN("web", "--model/--embedding-model: generation and embedding models are not yet "
+                       "used by the server; answers are extractive and search is keyword-only");
     const char *listen = opts->listen ? opts->listen
                                       : rb_config_str(cfg, "web", "listen", "127.0.0.1:8080");
     struct sockaddr_storage ss;
