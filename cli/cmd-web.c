@@ -507,3 +507,112 @@ int rb_cmd_apikey_revoke(struct rb_cli *cli, int argc, char **argv)
     rb_web_auth_close(a);
     return rc;
 }
+
+/* =============================================================== grants */
+
+#if __has_include("ragbox/index.h")
+#include "ragbox/index.h"
+
+int rb_cmd_grant_set(struct rb_cli *cli, int argc, char **argv);
+int rb_cmd_grant_list(struct rb_cli *cli, int argc, char **argv);
+
+/* Resolves a collection name through the index. */
+static enum rb_status collection_id(struct rb_cli *cli, const char *name, int64_t *id)
+{
+    struct rb_index *idx = NULL;
+    struct rb_index_options io = {.data_dir = cli->data_dir, .config = cli->config,
+                                  .read_only = true};
+    struct rb_errmsg err;
+    enum rb_status st = rb_index_open(&io, &idx, &err);
+    if (st != RB_OK) {
+        rb_cli_fail("%s", err.text);
+        return st;
+    }
+    struct rb_index_collection *c = NULL;
+    st = rb_index_collection_get(idx, name, &c);
+    if (st == RB_OK)
+        *id = c->id;
+    else
+        rb_cli_fail("no collection '%s'", name);
+    rb_index_collection_free(c);
+    rb_index_close(idx);
+    return st;
+}
+
+int rb_cmd_grant_set(struct rb_cli *cli, int argc, char **argv)
+{
+    if (rb_cli_wants_help(argc, argv)) {
+        printf("Usage: ragbox grant set COLLECTION (--user U | --group G) [--read] [--write]\n"
+               "\n"
+               "Gives a user or group read and/or write access to a collection; with\n"
+               "neither --read nor --write the grant is removed. Admins need no grant.\n");
+        return RB_EXIT_OK;
+    }
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'}, {"group", required_argument, NULL, 'g'},
+        {"read", no_argument, NULL, 'r'},       {"write", no_argument, NULL, 'w'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL, *group = NULL;
+    bool read = false, write = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'u')
+            user = optarg;
+        else if (c == 'g')
+            group = optarg;
+        else if (c == 'r')
+            read = true;
+        else if (c == 'w')
+            write = true;
+        else
+            return rb_cli_usage("grant set", "unknown option");
+    }
+    if (optind + 1 != argc || !!user == !!group)
+        return rb_cli_usage("grant set", "expected COLLECTION and one of --user or --group");
+    int64_t cid = 0;
+    if (collection_id(cli, argv[optind], &cid) != RB_OK)
+        return RB_EXIT_FAIL;
+    struct rb_web_auth *a = NULL;
+    if (open_auth(cli, &a) != RB_OK)
+        return RB_EXIT_FAIL;
+    enum rb_status st = rb_web_grant_set(a, cid, user ? RB_WEB_PRINCIPAL_USER : RB_WEB_PRINCIPAL_GROUP,
+                                         user ? user : group, read, write);
+    int rc = st == RB_OK ? RB_EXIT_OK : rb_cli_fail("grant set: %s", rb_web_auth_errmsg(a));
+    rb_web_auth_close(a);
+    return rc;
+}
+
+int rb_cmd_grant_list(struct rb_cli *cli, int argc, char **argv)
+{
+    if (rb_cli_wants_help(argc, argv)) {
+        printf("Usage: ragbox grant list [COLLECTION]\n\nLists grants: collection id, kind, "
+               "name, read, write.\n");
+        return RB_EXIT_OK;
+    }
+    int64_t cid = 0;
+    if (argc >= 2 && collection_id(cli, argv[1], &cid) != RB_OK)
+        return RB_EXIT_FAIL;
+    struct rb_web_auth *a = NULL;
+    if (open_auth(cli, &a) != RB_OK)
+        return RB_EXIT_FAIL;
+    cJSON *arr = NULL;
+    int rc = RB_EXIT_OK;
+    if (rb_web_grant_list(a, cid, &arr) != RB_OK) {
+        rc = rb_cli_fail("grant list: %s", rb_web_auth_errmsg(a));
+    } else {
+        const cJSON *g;
+        cJSON_ArrayForEach(g, arr)
+        {
+            printf("%-6.0f %-6s %-24s %s%s\n", rb_json_num(g, "collection_id", 0),
+                   rb_json_str(g, "kind"), rb_json_str(g, "name"),
+                   rb_json_bool(g, "read", false) ? "read " : "",
+                   rb_json_bool(g, "write", false) ? "write" : "");
+        }
+    }
+    cJSON_Delete(arr);
+    rb_web_auth_close(a);
+    return rc;
+}
+#endif

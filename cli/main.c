@@ -40,6 +40,8 @@ RB_CLI_DECLARE(rb_cmd_group_list)
 RB_CLI_DECLARE(rb_cmd_apikey_create)
 RB_CLI_DECLARE(rb_cmd_apikey_list)
 RB_CLI_DECLARE(rb_cmd_apikey_revoke)
+RB_CLI_DECLARE(rb_cmd_grant_set)
+RB_CLI_DECLARE(rb_cmd_grant_list)
 
 /* answer */
 RB_CLI_DECLARE(rb_cmd_ask)
@@ -93,6 +95,8 @@ static const struct rb_cli_command commands[] = {
     {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
     {"apikey list", "list API keys", rb_cmd_apikey_list},
     {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
+    {"grant set", "give a user or group read/write on a collection", rb_cmd_grant_set},
+    {"grant list", "list collection grants", rb_cmd_grant_list},
     /* answer */
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},

@@ -51,6 +51,10 @@ rb('index', 'add', '--collection', 'news', newsFile);
 rb('user', 'add', 'root', '--role', 'admin', '--password', 'root-password');
 rb('user', 'add', 'alice', '--role', 'user', '--password', 'alice-password');
 rb('user', 'add', 'aud', '--role', 'auditor', '--password', 'aud-password');
+// The CLI form of grants (the browser sets alice's below through the admin page).
+rb('group', 'add', 'reviewers', 'aud');
+rb('grant', 'set', 'news', '--group', 'reviewers', '--read');
+check(rb('grant', 'list', 'news').includes('reviewers'), 'CLI grant set/list');
 
 // ----------------------------------------------------------------- server
 const server = spawn(bin, ['--data', data, '--config', conf, 'serve', '--listen', '127.0.0.1:0'],
