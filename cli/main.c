@@ -56,6 +56,38 @@ static const struct rb_cli_command commands[] = {
     {"bench", "measure prompt processing and generation speed (llama-bench style)",
      rb_cmd_bench},
     {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
+/* index (cli/cmd-index.c) */
+RB_CLI_DECLARE(rb_cmd_collection_create)
+RB_CLI_DECLARE(rb_cmd_collection_list)
+RB_CLI_DECLARE(rb_cmd_collection_delete)
+RB_CLI_DECLARE(rb_cmd_index_add)
+RB_CLI_DECLARE(rb_cmd_index_stats)
+RB_CLI_DECLARE(rb_cmd_index_verify)
+RB_CLI_DECLARE(rb_cmd_index_rebuild)
+RB_CLI_DECLARE(rb_cmd_search)
+/* web */
+RB_CLI_DECLARE(rb_cmd_serve)
+RB_CLI_DECLARE(rb_cmd_user_add)
+RB_CLI_DECLARE(rb_cmd_user_list)
+RB_CLI_DECLARE(rb_cmd_user_del)
+RB_CLI_DECLARE(rb_cmd_user_set)
+RB_CLI_DECLARE(rb_cmd_group_add)
+RB_CLI_DECLARE(rb_cmd_group_del)
+RB_CLI_DECLARE(rb_cmd_group_member)
+RB_CLI_DECLARE(rb_cmd_group_list)
+RB_CLI_DECLARE(rb_cmd_apikey_create)
+RB_CLI_DECLARE(rb_cmd_apikey_list)
+RB_CLI_DECLARE(rb_cmd_apikey_revoke)
+RB_CLI_DECLARE(rb_cmd_grant_set)
+RB_CLI_DECLARE(rb_cmd_grant_list)
+
+/* answer */
+RB_CLI_DECLARE(rb_cmd_ask)
+RB_CLI_DECLARE(rb_cmd_batch)
+RB_CLI_DECLARE(rb_cmd_eval)
+RB_CLI_DECLARE(rb_cmd_forget)
+
+
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
@@ -69,6 +101,46 @@ RB_CLI_DECLARE(rb_cmd_verticals_check)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* engine (engine-gguf) */
+    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
+    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
+     rb_cmd_model_info},
+    /* engine (engine-compute) */
+    {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
+    {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
+    {"bench", "measure prompt processing and generation speed (llama-bench style)",
+     rb_cmd_bench},
+    {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
+    /* index (cli/cmd-index.c) */
+    {"collection create", "create a collection", rb_cmd_collection_create},
+    {"collection list", "list collections with their counts", rb_cmd_collection_list},
+    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
+    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
+    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
+    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
+    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
+    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+    /* web: server, users, groups, API keys */
+    {"serve", "run the web server (UI, JSON API, OpenAI-compatible API)", rb_cmd_serve},
+    {"user add", "create a web user", rb_cmd_user_add},
+    {"user list", "list web users", rb_cmd_user_list},
+    {"user del", "delete a web user", rb_cmd_user_del},
+    {"user set", "change a user's role, password or state", rb_cmd_user_set},
+    {"group add", "create a group", rb_cmd_group_add},
+    {"group del", "delete a group", rb_cmd_group_del},
+    {"group member", "add or remove a group member", rb_cmd_group_member},
+    {"group list", "list groups", rb_cmd_group_list},
+    {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
+    {"apikey list", "list API keys", rb_cmd_apikey_list},
+    {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
+    {"grant set", "give a user or group read/write on a collection", rb_cmd_grant_set},
+    {"grant list", "list collection grants", rb_cmd_grant_list},
+    /* answer */
+    {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
+    {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
+    {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
+    {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
+     rb_cmd_forget},
     /* audit and verticals */
     {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
     {"audit export", "export audit records (JSONL or CSV) for the compliance officer",

@@ -38,6 +38,7 @@ pkgs=(
   libuchardet-dev                              # text encoding detection
   libmagic-dev                                 # content-type sniffing
   libcmark-gfm-dev libcmark-gfm-extensions-dev # Markdown (CommonMark + GFM tables) for ingest
+  libxlsxwriter-dev                            # answer: batch Q&A results as XLSX
 )
 if [ $minimal = 0 ]; then
   pkgs+=(
