@@ -130,11 +130,12 @@ static void print_stats_json(struct rb_index_collection *list, size_t n)
 }
 
 static const char collection_list_help[] =
-    "Usage: ragbox collection list [--json]\n"
+    "Usage: ragbox collection list [--long | --json]\n"
     "\n"
-    "Lists the collections with their document, chunk and vector counts.\n"
+    "Lists the collection names, one per line (for scripts).\n"
     "\n"
     "Options:\n"
+    "  --long      also document, chunk and vector counts, dimension and index type\n"
     "  --json      a JSON array of {collection, id, documents, chunks, vectors, dim,\n"
     "              factory, index_type, policy}\n"
     "  -h, --help  this help\n";
@@ -148,14 +149,17 @@ static int list_or_stats(struct rb_cli *cli, int argc, char **argv, const char *
     }
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
                                          {"collection", required_argument, NULL, 'c'},
+                                         {"long", no_argument, NULL, 'L'},
                                          {NULL, 0, NULL, 0}};
-    bool json = false;
+    bool json = false, names_only = !allow_collection;
     const char *only = NULL;
     reset_getopt();
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j')
             json = true;
+        else if (c == 'L' && !allow_collection)
+            names_only = false;
         else if (c == 'c' && allow_collection)
             only = optarg;
         else
@@ -196,6 +200,9 @@ static int list_or_stats(struct rb_cli *cli, int argc, char **argv, const char *
                        (long long)list[i].vectors, list[i].dim, list[i].index_type);
     } else if (json) {
         print_stats_json(list, n);
+    } else if (names_only) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", list[i].name);
     } else {
         if (n == 0)
             printf("no collections\n");

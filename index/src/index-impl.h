@@ -23,7 +23,8 @@ struct rb__vcoll {
     int64_t generation;     /* collections.vec_generation the index reflects */
     bool dirty;             /* differs from the file on disk */
     bool writing;           /* a writer of this handle is between commit and apply */
-    /* HNSW cannot remove ids (FAISS 1.7.3): deleted ids are tombstoned here,
+    int64_t train_at;       /* IVF asked for but too few vectors: rebuild at this many */
+    /* HNSW/IVF deletes (see vectors.c): deleted ids are tombstoned here,
      * filtered out of results, and purged by a rebuild at flush. Open-addressing set. */
     int64_t *tomb;
     size_t tomb_cap, tomb_n;
@@ -37,8 +38,9 @@ struct rb_index {
     /* tunables (from [index] in the configuration) */
     int rrf_k;
     double weight_keyword, weight_vector;
+    double keyword_max_df; /* query terms in more than this fraction of passages are dropped */
     int64_t auto_hnsw_threshold;
-    int hnsw_m, hnsw_ef_construction, hnsw_ef_search, ivf_nprobe, overfetch;
+    int hnsw_m, hnsw_ef_search, ivf_nprobe, overfetch;
     int busy_timeout_ms;
 
     pthread_key_t err_key;       /* per-thread struct rb_errmsg */
@@ -75,6 +77,10 @@ int rb__fts5_register(sqlite3 *db);
  * OR (English stop words dropped unless nothing else remains). NULL when the
  * text has no tokens. Caller frees. */
 char *rb__fts_match_expr(const char *text);
+/* Distinct query tokens (stop words dropped unless nothing else remains);
+ * prefix[i] marks one-character CJK runs, matched as prefixes. Caller frees. */
+RB_NODISCARD enum rb_status rb__query_terms(const char *text, char ***toks, bool **prefix,
+                                            size_t *n);
 
 /* vectors.c (callers hold vlock as noted) */
 struct rb__vcoll *rb__vcoll_find(struct rb_index *idx, int64_t id);             /* any lock */

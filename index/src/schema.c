@@ -68,6 +68,10 @@ static const char *const migrations[] = {
     "  ntotal INTEGER NOT NULL,\n"
     "  index_type TEXT NOT NULL,\n"
     "  written_us INTEGER NOT NULL);\n",
+    /* 2: term statistics, to prune very common query terms; vector index */
+    "CREATE VIRTUAL TABLE chunk_fts_vocab USING fts5vocab(chunk_fts, row);\n"
+    /* counting and listing a collection's vectors without touching the blobs */
+    "CREATE INDEX chunks_vectors ON chunks(collection_id, id) WHERE embedding IS NOT NULL;\n",
 };
 
 static int64_t query_int(sqlite3 *db, const char *sql, int *rc)

@@ -79,57 +79,220 @@ static struct cand *cand_get(struct cands *c, int64_t chunk_id)
     return x;
 }
 
+/* ======================================================= query terms */
+
+/* Rows in the FTS index, from FTS5's "averages" record (id 1 of chunk_fts_data:
+ * varints, the first is the row count). 0 if unknown. */
+static int64_t fts_rows(sqlite3 *db)
+{
+    sqlite3_stmt *s;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT block FROM chunk_fts_data WHERE id=1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *b = sqlite3_column_blob(s, 0);
+        int len = sqlite3_column_bytes(s, 0);
+        uint64_t v = 0;
+        for (int i = 0; b && i < len && i < 9; i++) {
+            if (i == 8) {
+                v = (v << 8) | b[i];
+                break;
+            }
+            v = (v << 7) | (b[i] & 0x7f);
+            if (!(b[i] & 0x80))
+                break;
+        }
+        n = (int64_t)(v > INT64_MAX ? 0 : v);
+    }
+    sqlite3_finalize(s);
+    return n;
+}
+
+struct term {
+    char *text;
+    bool prefix;
+    int64_t df;
+};
+
+static int term_cmp(const void *a, const void *b)
+{
+    const struct term *x = a, *y = b;
+    return x->df < y->df ? -1 : x->df > y->df;
+}
+
+#define MAX_QUERY_TERMS 24
+
+/* The MATCH expression: query terms (see rb__query_terms) that occur in the
+ * index, rarest first, at most MAX_QUERY_TERMS, dropping terms found in more
+ * than keyword_max_df of all passages (default 5%) (they add little to BM25 and dominate its cost)
+ * unless nothing else is left. NULL when no term occurs. */
+static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, const char *text,
+                                          char **out)
+{
+    *out = NULL;
+    char **toks = NULL;
+    bool *prefix = NULL;
+    size_t n = 0;
+    if (rb__query_terms(text, &toks, &prefix, &n) != RB_OK)
+        return rb__err(idx, RB_ERR_NOMEM, "out of memory");
+    if (n == 0)
+        return RB_OK;
+    enum rb_status st = RB_OK;
+    struct term *t = calloc(n, sizeof *t);
+    sqlite3_stmt *s = NULL;
+    struct rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    if (!t) {
+        st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    /* Document frequency per term from the fts5vocab table (prefix terms: a range). */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT coalesce(sum(doc), 0) FROM chunk_fts_vocab WHERE term >= ?1 "
+                           "AND term < ?2",
+                           -1, &s, NULL) != SQLITE_OK) {
+        st = rb__dberr(idx, db, "keyword search");
+        goto out;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        char hi[128];
+        size_t len = strlen(toks[i]);
+        if (len + 2 > sizeof hi)
+            continue;
+        memcpy(hi, toks[i], len + 1);
+        if (prefix[i]) {
+            hi[len] = (char)0xff; /* every term starting with toks[i] sorts below this */
+            hi[len + 1] = 0;
+        } else {
+            hi[len] = 1; /* just above the exact term */
+            hi[len + 1] = 0;
+        }
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, toks[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, hi, (int)strlen(hi), SQLITE_TRANSIENT); /* compared bytewise */
+        if (sqlite3_step(s) != SQLITE_ROW) {
+            st = rb__dberr(idx, db, "keyword search");
+            goto out;
+        }
+        int64_t df = sqlite3_column_int64(s, 0);
+        if (df == 0)
+            continue;
+        t[m].text = toks[i];
+        t[m].prefix = prefix[i];
+        t[m].df = df;
+        m++;
+    }
+    if (m == 0)
+        goto out;
+    qsort(t, m, sizeof *t, term_cmp);
+    /* Small indexes are cheap to search whole: prune only past 1000 passages. */
+    int64_t rows = fts_rows(db);
+    int64_t cap = rows > 5000 ? (int64_t)((double)rows * idx->keyword_max_df) : INT64_MAX;
+    size_t keep = 0;
+    while (keep < m && keep < MAX_QUERY_TERMS && (t[keep].df <= cap || keep < 1))
+        keep++;
+    for (size_t i = 0; i < keep; i++) {
+        /* Tokens hold no '"' (punctuation), so quoting makes them plain terms. */
+        if ((i && rb_buf_append_str(&b, " OR ") != RB_OK) || rb_buf_append_str(&b, "\"") ||
+            rb_buf_append_str(&b, t[i].text) || rb_buf_append_str(&b, t[i].prefix ? "\"*" : "\"")) {
+            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *out = rb_buf_steal(&b);
+out:
+    sqlite3_finalize(s);
+    rb_buf_free(&b);
+    free(t);
+    for (size_t i = 0; i < n; i++)
+        free(toks[i]);
+    free(toks);
+    free(prefix);
+    return st;
+}
+
 /* ================================================================ legs */
 
+static bool in_query(const struct rb_index_query *q, int64_t col)
+{
+    for (size_t i = 0; i < q->n_collections; i++)
+        if (q->collection_ids[i] == col)
+            return true;
+    return false;
+}
+
+/* BM25 over FTS5, driven by the FTS index (ORDER BY rank with a LIMIT lets FTS5
+ * keep only the best rows); collection and ACL filters are applied per row,
+ * fetching deeper until `depth` allowed hits or the matches are exhausted. */
 static enum rb_status keyword_leg(struct rb_index *idx, sqlite3 *db,
                                   const struct rb_index_query *q, size_t depth, struct cands *out)
 {
-    char *match = rb__fts_match_expr(q->text);
+    char *match = NULL;
+    int64_t t0 = rb_time_mono_ns();
+    enum rb_status st = rb__fts_match_build(idx, db, q->text, &match);
+    RB_DEBUG(RB_INDEX_LOG, "keyword terms in %.2f ms: %s", (double)(rb_time_mono_ns() - t0) / 1e6,
+             match ? match : "(none)");
+    if (st != RB_OK)
+        return st;
     if (!match)
         return RB_OK; /* nothing searchable in the text (only punctuation): no keyword hits */
-    struct rb_buf sql;
-    rb_buf_init(&sql, 1 << 16);
-    enum rb_status st = rb_buf_append_str(
-        &sql, "SELECT c.id, c.document_id, c.collection_id, bm25(chunk_fts) FROM chunk_fts "
-              "JOIN chunks c ON c.id = chunk_fts.rowid WHERE chunk_fts MATCH ?1 AND "
-              "c.collection_id IN (");
-    for (size_t i = 0; st == RB_OK && i < q->n_collections; i++)
-        st = rb_buf_printf(&sql, "%s%lld", i ? "," : "", (long long)q->collection_ids[i]);
-    if (st == RB_OK)
-        st = rb_buf_append_str(&sql, ") ORDER BY bm25(chunk_fts), c.id");
-    if (st != RB_OK) {
-        free(match);
-        rb_buf_free(&sql);
-        return rb__err(idx, RB_ERR_NOMEM, "out of memory");
-    }
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql.data, -1, &s, NULL) != SQLITE_OK) {
+    sqlite3_stmt *s = NULL, *look = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rowid, rank FROM chunk_fts WHERE chunk_fts MATCH ?1 AND "
+                           "rank MATCH 'bm25()' ORDER BY rank LIMIT ?2 OFFSET ?3",
+                           -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", -1,
+                           &look, NULL) != SQLITE_OK) {
         st = rb__dberr(idx, db, "keyword search");
         goto out;
     }
     sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
-    int rank = 0, rc;
-    while ((size_t)rank < depth && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t cid = sqlite3_column_int64(s, 0), did = sqlite3_column_int64(s, 1),
-                col = sqlite3_column_int64(s, 2);
-        if (q->allow && !q->allow(q->allow_ctx, col, did))
-            continue;
-        struct cand *c = cand_get(out, cid);
-        if (!c) {
-            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+    int rank = 0;
+    int64_t offset = 0, limit = (int64_t)depth * (q->n_collections > 1 ? 2 : 1) + 16;
+    for (;;) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 2, limit);
+        sqlite3_bind_int64(s, 3, offset);
+        int64_t rows = 0;
+        int rc;
+        while ((size_t)rank < depth && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            rows++;
+            int64_t cid = sqlite3_column_int64(s, 0);
+            double score = -sqlite3_column_double(s, 1);
+            sqlite3_reset(look);
+            sqlite3_bind_int64(look, 1, cid);
+            if (sqlite3_step(look) != SQLITE_ROW)
+                continue;
+            int64_t did = sqlite3_column_int64(look, 0), col = sqlite3_column_int64(look, 1);
+            if (!in_query(q, col) || (q->allow && !q->allow(q->allow_ctx, col, did)))
+                continue;
+            struct cand *c = cand_get(out, cid);
+            if (!c) {
+                st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            c->document_id = did;
+            c->collection_id = col;
+            c->krank = ++rank;
+            c->kscore = score;
+        }
+        if ((size_t)rank >= depth)
+            break;
+        if (rc != SQLITE_DONE) {
+            st = rb__dberr(idx, db, "keyword search");
             goto out;
         }
-        c->document_id = did;
-        c->collection_id = col;
-        c->krank = ++rank;
-        c->kscore = -sqlite3_column_double(s, 3);
+        if (rows < limit)
+            break; /* exhausted */
+        offset += limit;
+        limit *= 4;
     }
-    if ((size_t)rank < depth && rc != SQLITE_DONE)
-        st = rb__dberr(idx, db, "keyword search");
 out:
     sqlite3_finalize(s);
+    sqlite3_finalize(look);
     free(match);
-    rb_buf_free(&sql);
     return st;
 }
 
@@ -140,7 +303,9 @@ static enum rb_status vector_acquire(struct rb_index *idx, sqlite3 *db, int64_t 
 {
     pthread_rwlock_rdlock(&idx->vlock);
     struct rb__vcoll *vc = rb__vcoll_find(idx, cid);
-    if (vc && vc->loaded && (vc->generation == gen || vc->writing)) {
+    /* Generations only grow: an index newer than this reader's snapshot is fine
+     * (results are fresher; chunks its snapshot cannot see are skipped). */
+    if (vc && vc->loaded && (vc->generation >= gen || vc->writing)) {
         *out = vc;
         return RB_OK;
     }
@@ -150,8 +315,8 @@ static enum rb_status vector_acquire(struct rb_index *idx, sqlite3 *db, int64_t 
     vc = rb__vcoll_find(idx, cid);
     if (!vc)
         st = rb__vcoll_add(idx, cid, dim, &vc);
-    if (st == RB_OK && !(vc->loaded && (vc->generation == gen || vc->writing))) {
-        if (vc->loaded && vc->generation != gen)
+    if (st == RB_OK && !(vc->loaded && (vc->generation >= gen || vc->writing))) {
+        if (vc->loaded)
             RB_INFO(RB_INDEX_LOG, "collection %lld changed in another process: reloading",
                     (long long)cid);
         st = rb__vcoll_ensure(idx, db, vc, gen);
@@ -256,7 +421,7 @@ static enum rb_status vector_leg(struct rb_index *idx, sqlite3 *db, const struct
     free(ids);
     free(scores);
     if (st == RB_OK && n_all) {
-        qsort(all, n_all, sizeof *all, vhit_cmp);
+        qsort(all, n_all, sizeof *all, vhit_cmp); /* n_all > 0 here */
         for (size_t i = 0; i < n_all && i < depth; i++) {
             struct cand *c = cand_get(out, all[i].id);
             if (!c) {
@@ -392,7 +557,8 @@ enum rb_status rb_index_search(struct rb_index *idx, const struct rb_index_query
         struct cand *c = &cands.v[i];
         c->fused = (c->krank ? wk / (rk + c->krank) : 0) + (c->vrank ? wv / (rk + c->vrank) : 0);
     }
-    qsort(cands.v, cands.n, sizeof *cands.v, cand_cmp);
+    if (cands.n)
+        qsort(cands.v, cands.n, sizeof *cands.v, cand_cmp);
     size_t n = RB_MIN(cands.n, (size_t)q->k);
     if (n == 0)
         goto out;

@@ -303,6 +303,9 @@ static const char *const stop_words[] = {
     "that", "the",  "their", "then", "there", "these", "they", "this", "to",  "was",  "we",
     "were", "what", "when", "where", "which", "who", "whom", "why",  "will",  "with", "would",
     "you",  "your",
+    /* Chinese question phrasing (as bigrams): they match nearly every passage. */
+    "什么", "是什", "么是", "哪些", "哪里", "哪个", "如何", "怎么", "怎样", "多少", "是否",
+    "为什", "的是", "是多", "有哪", "有什", "了什", "些什",
 };
 
 static bool is_stop(const char *t, size_t n)
@@ -386,4 +389,91 @@ char *rb__fts_match_expr(const char *text)
     rb_buf_free(&m.all);
     rb_buf_free(&m.content);
     return out;
+}
+
+/* ------------------------------------------------------------ query terms */
+
+struct terms_ctx {
+    char **toks;
+    bool *prefix;
+    size_t n, cap;
+    size_t n_stop;
+    bool oom;
+};
+
+static int terms_emit(void *c, const char *t, size_t n, size_t s, size_t e, bool prefix)
+{
+    (void)s;
+    (void)e;
+    struct terms_ctx *k = c;
+    if (k->n >= 256)
+        return 0;
+    for (size_t i = 0; i < k->n; i++)
+        if (k->prefix[i] == prefix && strlen(k->toks[i]) == n && memcmp(k->toks[i], t, n) == 0)
+            return 0;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 16;
+        char **a = realloc(k->toks, cap * sizeof *a);
+        if (a)
+            k->toks = a;
+        bool *b = a ? realloc(k->prefix, cap * sizeof *b) : NULL;
+        if (b)
+            k->prefix = b;
+        if (!a || !b) {
+            k->oom = true;
+            return 0;
+        }
+        k->cap = cap;
+    }
+    char *d = rb_strndup(t, n);
+    if (!d) {
+        k->oom = true;
+        return 0;
+    }
+    /* Stop words go last (kept only if nothing else remains). */
+    k->toks[k->n] = d;
+    k->prefix[k->n] = prefix;
+    k->n++;
+    return 0;
+}
+
+enum rb_status rb__query_terms(const char *text, char ***toks, bool **prefix, size_t *n)
+{
+    struct terms_ctx k = {0};
+    *toks = NULL;
+    *prefix = NULL;
+    *n = 0;
+    size_t len = strlen(text);
+    char *clean = rb_utf8_sanitize(text, len, &len);
+    if (!clean)
+        return RB_ERR_NOMEM;
+    rb__tokenize(clean, len, RB__TOK_QUERY, terms_emit, &k);
+    free(clean);
+    /* Drop stop words unless they are all there is. */
+    size_t content = 0;
+    for (size_t i = 0; i < k.n; i++)
+        content += !(!k.prefix[i] && is_stop(k.toks[i], strlen(k.toks[i])));
+    if (content > 0) {
+        size_t w = 0;
+        for (size_t i = 0; i < k.n; i++) {
+            if (!k.prefix[i] && is_stop(k.toks[i], strlen(k.toks[i]))) {
+                free(k.toks[i]);
+                continue;
+            }
+            k.toks[w] = k.toks[i];
+            k.prefix[w++] = k.prefix[i];
+        }
+        k.n = w;
+    }
+    if (k.oom) {
+        for (size_t i = 0; i < k.n; i++)
+            free(k.toks[i]);
+        free(k.toks);
+        free(k.prefix);
+        return RB_ERR_NOMEM;
+    }
+    *toks = k.toks;
+    *prefix = k.prefix;
+    *n = k.n;
+    return RB_OK;
 }

@@ -2,15 +2,19 @@
  *
  * Every index is IndexIDMap2 over Flat, HNSW or IVF with inner product on
  * L2-normalised vectors (cosine). Ids are chunk ids. FAISS 1.7.3 HNSW cannot
- * remove ids, so deletes from an HNSW index are tombstoned in memory and
- * filtered from results; the next flush rebuilds the index from SQLite before
- * writing it, so a file on disk never holds deleted vectors. */
+ * remove ids, and IDMap2 over IVF renumbers its id map on removal while the
+ * IVF lists keep the old internal ids, so deletes from HNSW and IVF indexes are
+ * tombstoned in memory and filtered from results; the next flush rebuilds the
+ * index from SQLite before writing it, so a file on disk never holds deleted
+ * vectors. Flat indexes remove ids directly. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <omp.h>
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -323,6 +327,7 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         return RB_OK;
     }
     int64_t t0 = rb_time_mono_ns();
+    omp_set_num_threads(omp_get_num_procs()); /* bulk add/train: use the cores (see search) */
     char *inner = inner_factory(idx, factory, count);
     free(factory);
     if (!inner)
@@ -332,7 +337,9 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         long nlist = 0;
         const char *p = strstr(inner, "IVF");
         nlist = strtol(p + 3, NULL, 10);
-        if (nlist <= 0 || count < (int64_t)nlist * 4) {
+        vc->train_at = 0;
+        if (nlist <= 0 || count < (int64_t)nlist * 39) {
+            vc->train_at = nlist > 0 ? (int64_t)nlist * 39 : 0;
             RB_WARN(RB_INDEX_LOG,
                     "collection %lld: %lld vectors are too few to train '%s': using Flat",
                     (long long)vc->id, (long long)count, inner);
@@ -559,7 +566,9 @@ enum rb_status rb__vcoll_apply(struct rb_index *idx, sqlite3 *db, struct rb__vco
                                const int64_t *del_ids, size_t n_del, int64_t gen)
 {
     if (n_del && vc->faiss) {
-        if (vc->kind == RB__VKIND_HNSW) {
+        /* HNSW cannot remove; IVF can, but IndexIDMap2 then renumbers ids the IVF
+         * lists do not, so both are tombstoned and purged by a rebuild at flush. */
+        if (vc->kind == RB__VKIND_HNSW || vc->kind == RB__VKIND_IVF) {
             for (size_t i = 0; i < n_del; i++)
                 if (!tomb_add(vc, del_ids[i]))
                     return rb__err(idx, RB_ERR_NOMEM, "out of memory");
@@ -583,9 +592,13 @@ enum rb_status rb__vcoll_apply(struct rb_index *idx, sqlite3 *db, struct rb__vco
         }
         if (faiss_Index_d((FaissIndex *)vc->faiss) != vc->dim)
             return rb__err(idx, RB_ERR_DIMENSION, "vector index dimension mismatch");
+        /* Batches use the cores (HNSW inserts in parallel); single adds do not. */
+        omp_set_num_threads(n_add >= 64 ? omp_get_num_procs() : 1);
         if (faiss_Index_add_with_ids((FaissIndex *)vc->faiss, (idx_t)n_add, add_vecs, add_ids) != 0)
             return faiss_fail(idx, "FAISS add");
     }
+    if (vc->train_at && rb__vcoll_ntotal(vc) >= vc->train_at)
+        return rb__vcoll_rebuild(idx, db, vc, gen); /* enough vectors to train the IVF now */
     if (vc->faiss && faiss_Index_ntotal((FaissIndex *)vc->faiss) == (idx_t)vc->tomb_n) {
         faiss_Index_free((FaissIndex *)vc->faiss); /* everything deleted */
         vc->faiss = NULL;
@@ -618,6 +631,10 @@ enum rb_status rb__vcoll_search(struct rb_index *idx, struct rb__vcoll *vc, cons
         return rb__err(idx, RB_ERR_NOMEM, "out of memory");
     }
     enum rb_status st = RB_OK;
+    /* One query gains nothing from an OpenMP team, and concurrent searches each
+     * spinning up a team oversubscribe the cores: search on this thread only
+     * (the setting is per calling thread). */
+    omp_set_num_threads(1);
     if (faiss_Index_search(ix, 1, q, want, d, l) != 0) {
         st = faiss_fail(idx, "FAISS search");
     } else {
@@ -640,8 +657,9 @@ enum rb_status rb__vcoll_persist(struct rb_index *idx, struct rb__vcoll *vc)
 {
     sqlite3 *db = idx->db_write;
     char *path = rb__faiss_path(idx, vc->id);
-    char *tmp = rb_asprintf("%s/.%lld.faiss.tmp.%ld", idx->faiss_dir, (long long)vc->id,
-                            (long)getpid());
+    /* Unique per process and handle: two handles may persist the same collection. */
+    char *tmp = rb_asprintf("%s/.%lld.faiss.tmp.%ld.%lx", idx->faiss_dir, (long long)vc->id,
+                            (long)getpid(), (unsigned long)(uintptr_t)idx);
     enum rb_status st = RB_OK;
     char sha[RB_SHA256_HEX_LEN + 1] = "";
     if (!path || !tmp) {
@@ -808,6 +826,11 @@ enum rb_status rb__vectors_open(struct rb_index *idx, struct rb_errmsg *err)
         return rb_errmsg_set(err, RB_ERR_DB, "%s: %s", idx->db_path, sqlite3_errmsg(db));
     enum rb_status st = RB_OK;
     int rc;
+    /* Collect the stale collections first: rebuilding writes faiss_state, which
+     * must not happen inside this statement's read transaction (a concurrent
+     * writer would make the upgrade fail with SQLITE_BUSY at once). */
+    int64_t *stale_ids = NULL, *stale_gens = NULL;
+    size_t n_stale = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW && st == RB_OK) {
         struct rb__vcoll *vc;
         int64_t cid = sqlite3_column_int64(s, 0);
@@ -827,13 +850,30 @@ enum rb_status rb__vectors_open(struct rb_index *idx, struct rb_errmsg *err)
                 "FAISS index of collection %lld is missing or stale (file generation %lld, "
                 "database %lld): rebuilding from SQLite",
                 (long long)cid, (long long)(has_state ? fgen : -1), (long long)gen);
-        st = rb__vcoll_rebuild(idx, db, vc, gen);
-        if (st == RB_OK && !idx->read_only)
-            st = rb__vcoll_persist(idx, vc);
+        int64_t *a = realloc(stale_ids, (n_stale + 1) * sizeof *a);
+        if (a)
+            stale_ids = a;
+        int64_t *b = a ? realloc(stale_gens, (n_stale + 1) * sizeof *b) : NULL;
+        if (b)
+            stale_gens = b;
+        if (!a || !b) {
+            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+            break;
+        }
+        stale_ids[n_stale] = cid;
+        stale_gens[n_stale++] = gen;
     }
     if (st == RB_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
         st = rb__dberr(idx, db, "list collections");
     sqlite3_finalize(s);
+    for (size_t i = 0; i < n_stale && st == RB_OK; i++) {
+        struct rb__vcoll *vc = rb__vcoll_find(idx, stale_ids[i]);
+        st = rb__vcoll_rebuild(idx, db, vc, stale_gens[i]);
+        if (st == RB_OK && !idx->read_only)
+            st = rb__vcoll_persist(idx, vc);
+    }
+    free(stale_ids);
+    free(stale_gens);
     if (st != RB_OK)
         return rb_errmsg_set(err, st, "%s", rb_index_errmsg(idx));
     return RB_OK;

@@ -14,7 +14,8 @@
  * rb_index_flush() and rb_index_close() (temp file, fsync, rename).
  *
  * Tables owned by this module: collections, documents, chunks, chunk_fts
- * (FTS5, external content = chunks, tokenizer "ragbox_cjk"), faiss_state.
+ * (FTS5, external content = chunks, tokenizer "ragbox_cjk"), chunk_fts_vocab
+ * (fts5vocab), faiss_state.
  *
  * Schema versions, for every module. The database carries
  * PRAGMA application_id = RB_INDEX_APPLICATION_ID. Each module keeps its own
@@ -61,7 +62,7 @@
 /* 'RAGB' in PRAGMA application_id. */
 #define RB_INDEX_APPLICATION_ID 0x52414742
 /* The index module's current schema version (schema_versions row 'index'). */
-#define RB_INDEX_SCHEMA_VERSION 1
+#define RB_INDEX_SCHEMA_VERSION 2
 /* Collection names: 1..64 bytes of [A-Za-z0-9._-], starting with a letter or digit. */
 #define RB_INDEX_NAME_MAX 64
 /* Largest accepted vector dimension. */
@@ -76,10 +77,13 @@ struct rb_index_options {
     const struct rb_config *config;   /* may be NULL (defaults); borrowed, must outlive the
                                        * handle. Keys, section [index]:
                                        *   rrf_k (60), weight_keyword (1.0), weight_vector (1.0),
-                                       *   auto_hnsw_threshold (vectors; see bench/index),
-                                       *   hnsw_m (32), hnsw_ef_construction (80),
-                                       *   hnsw_ef_search (128), ivf_nprobe (16),
-                                       *   overfetch (4), busy_timeout_ms (10000) */
+                                       *   auto_hnsw_threshold (vectors at which an "auto"
+                                       *   collection switches Flat -> HNSW; see bench/index),
+                                       *   hnsw_m (32), hnsw_ef_search (128), ivf_nprobe (16),
+                                       *   overfetch (4: candidates per leg = k * overfetch),
+                                       *   keyword_max_df (0.05: query terms found in more
+                                       *   than this fraction of passages are dropped, in
+                                       *   indexes over 5000 passages), busy_timeout_ms (10000) */
     bool read_only;                   /* no writes; stale FAISS files are rebuilt in memory only */
 };
 
@@ -318,7 +322,8 @@ RB_NODISCARD enum rb_status rb_index_search(struct rb_index *idx, const struct r
  * FAISS file against SQLite (present, checksum, ntotal and ids equal the
  * chunks with embeddings). Returns RB_OK when the checks ran; the problems
  * found are a caller-owned array of *n strings (free each, then the array;
- * or rb_index_problems_free). */
+ * or rb_index_problems_free). Flushes first; the FTS5 check needs a writable
+ * handle (on a read-only one it is reported as a problem). */
 RB_NODISCARD enum rb_status rb_index_verify(struct rb_index *idx, char ***problems, size_t *n);
 void rb_index_problems_free(char **problems, size_t n);
 

@@ -1,0 +1,460 @@
+/* bench-index: the index module's figures, measured in one run.
+ *
+ * Vectors: for each size (default 100k and 1M) of clustered synthetic
+ * 384-dimensional unit vectors, fills three collections through the public
+ * API (SQLite + FTS5 + FAISS, as ingest does) with factory Flat, HNSW32 and
+ * IVF, then measures add throughput, single-query latency (p50/p95, vector
+ * mode, one thread) and recall@10 against the exact Flat results. While the
+ * Flat collection fills, Flat latency is sampled at checkpoints: the size at
+ * which its p95 passes the latency budget is the measured auto-switch
+ * threshold for [index] auto_hnsw_threshold.
+ *
+ * Keyword: FTS5 BM25 query latency at --fts-chunks passages cut from the real
+ * Chinese and English documents in ../shared/eval, queried with the datasets'
+ * questions.
+ *
+ * Usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]
+ *                    [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]
+ *                    [--fts-chunks 100000] [--no-fts] [--no-vectors] [--dir DIR]
+ *                    [--budget-ms 2]
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ragbox/index.h"
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static uint64_t rnext(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ull;
+}
+static float gauss(void)
+{
+    double u = ((double)(rnext() >> 11) + 1) / (double)(1ull << 53);
+    double v = (double)(rnext() >> 11) / (double)(1ull << 53);
+    return (float)(sqrt(-2 * log(u)) * cos(2 * M_PI * v));
+}
+
+static void normalize(float *v, int dim)
+{
+    double s = 0;
+    for (int i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
+    float inv = (float)(1 / sqrt(s));
+    for (int i = 0; i < dim; i++)
+        v[i] *= inv;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)ceil(p * (double)n) - 1;
+    return v[i < n ? i : n - 1];
+}
+
+static double now_s(void)
+{
+    return (double)rb_time_mono_ns() / 1e9;
+}
+
+static struct {
+    int dim, queries, clusters, ef, nprobe;
+    double noise, budget_ms;
+    long fts_chunks;
+    int fts, vectors;
+    const char *dir;
+    long sizes[8];
+    int n_sizes;
+} opt = {384, 200, 1000, 128, 16, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index", {100000, 1000000}, 2};
+
+static struct rb_index *open_index(const char *dir)
+{
+    struct rb_config *cfg;
+    if (rb_config_create(&cfg) != RB_OK)
+        return NULL;
+    char ef[32], np[32];
+    snprintf(ef, sizeof ef, "%d", opt.ef);
+    snprintf(np, sizeof np, "%d", opt.nprobe);
+    if (rb_config_set(cfg, "index", "hnsw_ef_search", ef) != RB_OK ||
+        rb_config_set(cfg, "index", "ivf_nprobe", np) != RB_OK)
+        return NULL;
+    struct rb_index_options o = {.data_dir = dir, .config = cfg};
+    struct rb_index *idx;
+    struct rb_errmsg err;
+    if (rb_index_open(&o, &idx, &err) != RB_OK) {
+        fprintf(stderr, "open: %s\n", err.text);
+        return NULL;
+    }
+    return idx; /* cfg leaks deliberately: it must outlive the handle, for the whole run */
+}
+
+/* Single-thread vector queries: latency (ms) per query and ids of the top 10. */
+static void run_queries(struct rb_index *idx, int64_t cid, const float *q, int nq, int64_t *ids,
+                        double *lat_ms)
+{
+    for (int i = 0; i < nq; i++) {
+        struct rb_index_query qq = {.vector = q + (size_t)i * opt.dim, .vector_dim = opt.dim,
+                                    .mode = RB_INDEX_MODE_VECTOR, .k = 10,
+                                    .collection_ids = &cid, .n_collections = 1};
+        struct rb_index_results r;
+        double t0 = now_s();
+        if (rb_index_search(idx, &qq, &r) != RB_OK) {
+            fprintf(stderr, "search: %s\n", rb_index_errmsg(idx));
+            exit(1);
+        }
+        lat_ms[i] = (now_s() - t0) * 1e3;
+        for (int k = 0; k < 10; k++)
+            ids[(size_t)i * 10 + k] = k < (int)r.n ? r.hits[k].chunk_id : -1;
+        rb_index_results_free(&r);
+    }
+}
+
+#define PER_DOC 1000
+
+static void bench_vectors(long n)
+{
+    int dim = opt.dim;
+    printf("\n== vectors: %ld x %d (clustered: %d clusters, noise %.2f), %d queries, "
+           "efSearch %d, nprobe %d ==\n",
+           n, dim, opt.clusters, opt.noise, opt.queries, opt.ef, opt.nprobe);
+    float *centers = malloc(sizeof(float) * (size_t)opt.clusters * dim);
+    float *data = malloc(sizeof(float) * (size_t)n * dim);
+    float *q = malloc(sizeof(float) * (size_t)opt.queries * dim);
+    if (!centers || !data || !q) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < (size_t)opt.clusters * dim; i++)
+        centers[i] = gauss() / sqrtf((float)dim);
+    float sigma = (float)opt.noise / sqrtf((float)dim);
+    for (long r = 0; r < n; r++) {
+        int c = (int)(rnext() % (uint64_t)opt.clusters);
+        for (int i = 0; i < dim; i++)
+            data[(size_t)r * dim + i] = centers[(size_t)c * dim + i] + sigma * gauss();
+        normalize(data + (size_t)r * dim, dim);
+    }
+    for (int r = 0; r < opt.queries; r++) {
+        int c = (int)(rnext() % (uint64_t)opt.clusters);
+        for (int i = 0; i < dim; i++)
+            q[(size_t)r * dim + i] = centers[(size_t)c * dim + i] + sigma * gauss();
+        normalize(q + (size_t)r * dim, dim);
+    }
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/vectors-%ld", opt.dir, n);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        exit(1);
+    struct rb_index *idx = open_index(dir);
+    if (!idx)
+        exit(1);
+    int nlist = 1;
+    while ((long)nlist * nlist < n * 4) /* ~2*sqrt(n), a power of two */
+        nlist *= 2;
+    char ivf[64];
+    snprintf(ivf, sizeof ivf, "IVF%d,Flat", nlist);
+    const char *names[3] = {"flat", "hnsw", "ivf"};
+    const char *factories[3] = {"Flat", "HNSW32,Flat", ivf};
+    int64_t cids[3];
+    int64_t *ids[3];
+    double *lat[3];
+    double add_rate[3];
+    struct rb_index_chunk *ch = calloc(PER_DOC, sizeof *ch);
+    for (int f = 0; f < 3; f++) {
+        struct rb_index_collection_options o = {.factory = factories[f]};
+        if (rb_index_collection_create(idx, names[f], &o, &cids[f]) != RB_OK) {
+            fprintf(stderr, "create: %s\n", rb_index_errmsg(idx));
+            exit(1);
+        }
+        ids[f] = malloc(sizeof(int64_t) * (size_t)opt.queries * 10);
+        lat[f] = malloc(sizeof(double) * (size_t)opt.queries);
+        double t0 = now_s(), tq = 0;
+        long next_check = 10000;
+        for (long d = 0; d * PER_DOC < n; d++) {
+            long rows = n - d * PER_DOC < PER_DOC ? n - d * PER_DOC : PER_DOC;
+            for (long i = 0; i < rows; i++) {
+                memset(&ch[i], 0, sizeof ch[i]);
+                ch[i].text = "synthetic passage";
+                ch[i].ordinal = (int32_t)i;
+                ch[i].embedding = data + (size_t)(d * PER_DOC + i) * dim;
+                ch[i].embedding_dim = dim;
+            }
+            char src[64];
+            snprintf(src, sizeof src, "doc-%ld", d);
+            struct rb_index_document doc = {.collection_id = cids[f], .source = src};
+            if (rb_index_document_put(idx, &doc, ch, (size_t)rows, NULL, NULL) != RB_OK) {
+                fprintf(stderr, "put: %s\n", rb_index_errmsg(idx));
+                exit(1);
+            }
+            long have = d * PER_DOC + rows;
+            if (f == 0 && (have >= next_check || have == n)) {
+                /* Flat latency as it grows: where does it leave the budget? */
+                double tq0 = now_s();
+                int nq = opt.queries < 50 ? opt.queries : 50;
+                int64_t *tmp = malloc(sizeof(int64_t) * (size_t)nq * 10);
+                double *l = malloc(sizeof(double) * (size_t)nq);
+                run_queries(idx, cids[0], q, nq, tmp, l);
+                printf("  flat at %8ld vectors: p50 %7.2f ms  p95 %7.2f ms%s\n", have,
+                       pct(l, (size_t)nq, 0.5), pct(l, (size_t)nq, 0.95),
+                       pct(l, (size_t)nq, 0.95) > opt.budget_ms ? "  (over budget)" : "");
+                free(tmp);
+                free(l);
+                next_check = next_check < 50000 ? next_check * 5 / 2 : next_check * 2;
+                tq += now_s() - tq0;
+            }
+        }
+        double t_put = now_s() - t0 - tq;
+        double t1 = now_s();
+        if (rb_index_flush(idx) != RB_OK) {
+            fprintf(stderr, "flush: %s\n", rb_index_errmsg(idx));
+            exit(1);
+        }
+        double t_flush = now_s() - t1;
+        add_rate[f] = (double)n / t_put;
+        printf("  %-5s add: %8.0f vectors/s through the API (SQLite+FTS5+FAISS, %.1f s), "
+               "flush %.1f s\n",
+               names[f], add_rate[f], t_put, t_flush);
+        fflush(stdout);
+    }
+    free(ch);
+    for (int f = 0; f < 3; f++)
+        run_queries(idx, cids[f], q, opt.queries, ids[f], lat[f]);
+    /* Chunk ids differ per collection: ground truth is the flat rows, mapped by offset. */
+    int64_t base[3];
+    for (int f = 0; f < 3; f++) {
+        struct rb_index_document *d;
+        struct rb_index_chunk **cs;
+        size_t nc;
+        if (rb_index_document_find(idx, cids[f], "doc-0", &d) != RB_OK ||
+            rb_index_document_chunks(idx, d->id, &cs, &nc) != RB_OK)
+            exit(1);
+        base[f] = cs[0]->id;
+        rb_index_chunk_list_free(cs, nc);
+        rb_index_document_free(d);
+    }
+    printf("  %-5s %12s %10s %10s %10s\n", "index", "add/s", "p50 ms", "p95 ms", "recall@10");
+    for (int f = 0; f < 3; f++) {
+        long found = 0;
+        for (int i = 0; i < opt.queries; i++)
+            for (int a = 0; a < 10; a++)
+                for (int b = 0; b < 10; b++)
+                    found += ids[f][i * 10 + a] >= 0 &&
+                             ids[f][i * 10 + a] - base[f] == ids[0][i * 10 + b] - base[0];
+        double recall = (double)found / (opt.queries * 10.0);
+        printf("  %-5s %12.0f %10.3f %10.3f %10.4f\n", names[f], add_rate[f],
+               pct(lat[f], (size_t)opt.queries, 0.5), pct(lat[f], (size_t)opt.queries, 0.95),
+               recall);
+        free(ids[f]);
+        free(lat[f]);
+    }
+    fflush(stdout);
+    rb_index_close(idx);
+    free(centers);
+    free(data);
+    free(q);
+}
+
+/* ------------------------------------------------------------------ FTS */
+
+static char **passages;
+static size_t n_passages, cap_passages;
+
+static void load_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *data;
+        size_t len;
+        if (rb_fs_read_file(path, 4 << 20, &data, &len) != RB_OK)
+            continue;
+        size_t pos = 0;
+        while (pos < len) {
+            size_t end = pos, chars = 0;
+            while (end < len && chars < 300) {
+                uint32_t cp;
+                end += (size_t)rb_utf8_decode(data + end, len - end, &cp);
+                chars++;
+            }
+            if (n_passages == cap_passages) {
+                cap_passages = cap_passages ? cap_passages * 2 : 4096;
+                passages = realloc(passages, cap_passages * sizeof *passages);
+            }
+            passages[n_passages++] = rb_strndup(data + pos, end - pos);
+            pos = end;
+        }
+        free(data);
+    }
+    if (d)
+        closedir(d);
+}
+
+static char **questions;
+static size_t n_questions;
+
+static void load_questions(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+    while (f && n < max && getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const char *q = rb_json_str(j, "question");
+        if (q) {
+            questions = realloc(questions, (n_questions + 1) * sizeof *questions);
+            questions[n_questions++] = rb_strdup(q);
+            n++;
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    if (f)
+        fclose(f);
+}
+
+static void bench_fts(void)
+{
+    const char *shared = getenv("RAGBOX_SHARED") ? getenv("RAGBOX_SHARED") : "../shared";
+    const char *sets[] = {"eval/crud-zh", "eval/pubmedqa", "eval/cail2019-zh"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s/docs", shared, sets[i]);
+        load_dir(p);
+        snprintf(p, sizeof p, "%s/%s/questions.jsonl", shared, sets[i]);
+        load_questions(p, 150);
+    }
+    if (!n_passages || !n_questions) {
+        printf("\n== keyword: no shared eval documents under %s: skipped ==\n", shared);
+        return;
+    }
+    printf("\n== keyword (FTS5 BM25, CJK bigram tokenizer): %ld chunks from %zu real passages, "
+           "%zu real questions (zh+en) ==\n",
+           opt.fts_chunks, n_passages, n_questions);
+    char dir[512], cmd[600];
+    snprintf(dir, sizeof dir, "%s/fts", opt.dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        exit(1);
+    struct rb_index *idx = open_index(dir);
+    int64_t cid;
+    if (!idx || rb_index_collection_create(idx, "fts", NULL, &cid) != RB_OK)
+        exit(1);
+    struct rb_index_chunk ch[100];
+    double t0 = now_s();
+    for (long d = 0; d * 100 < opt.fts_chunks; d++) {
+        for (int i = 0; i < 100; i++) {
+            memset(&ch[i], 0, sizeof ch[i]);
+            ch[i].text = passages[(size_t)(d * 100 + i) % n_passages];
+            ch[i].ordinal = i;
+        }
+        char src[64];
+        snprintf(src, sizeof src, "fts-%ld", d);
+        struct rb_index_document doc = {.collection_id = cid, .source = src};
+        if (rb_index_document_put(idx, &doc, ch, 100, NULL, NULL) != RB_OK) {
+            fprintf(stderr, "put: %s\n", rb_index_errmsg(idx));
+            exit(1);
+        }
+    }
+    double t_add = now_s() - t0;
+    size_t nq = n_questions;
+    double *lat = malloc(sizeof(double) * nq);
+    double total_hits = 0;
+    for (size_t i = 0; i < nq; i++) {
+        struct rb_index_query q = {.text = questions[i], .mode = RB_INDEX_MODE_KEYWORD, .k = 10,
+                                   .collection_ids = &cid, .n_collections = 1};
+        struct rb_index_results r;
+        double t1 = now_s();
+        if (rb_index_search(idx, &q, &r) != RB_OK) {
+            fprintf(stderr, "search: %s\n", rb_index_errmsg(idx));
+            exit(1);
+        }
+        lat[i] = (now_s() - t1) * 1e3;
+        total_hits += (double)r.n;
+        rb_index_results_free(&r);
+    }
+    printf("  add: %.0f chunks/s (%.1f s)\n", (double)opt.fts_chunks / t_add, t_add);
+    printf("  query: p50 %.2f ms  p95 %.2f ms  (mean %.1f hits, k=10)\n", pct(lat, nq, 0.5),
+           pct(lat, nq, 0.95), total_hits / (double)nq);
+    free(lat);
+    rb_index_close(idx);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--sizes") == 0 && v) {
+            opt.n_sizes = 0;
+            char *copy = strdup(v), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t && opt.n_sizes < 8;
+                 t = strtok_r(NULL, ",", &save))
+                opt.sizes[opt.n_sizes++] = strtol(t, NULL, 10);
+            free(copy);
+            i++;
+        } else if (strcmp(a, "--dim") == 0 && v) {
+            opt.dim = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--queries") == 0 && v) {
+            opt.queries = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--clusters") == 0 && v) {
+            opt.clusters = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--noise") == 0 && v) {
+            opt.noise = strtod(v, NULL);
+            i++;
+        } else if (strcmp(a, "--ef") == 0 && v) {
+            opt.ef = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--nprobe") == 0 && v) {
+            opt.nprobe = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--budget-ms") == 0 && v) {
+            opt.budget_ms = strtod(v, NULL);
+            i++;
+        } else if (strcmp(a, "--fts-chunks") == 0 && v) {
+            opt.fts_chunks = strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--dir") == 0 && v) {
+            opt.dir = v;
+            i++;
+        } else if (strcmp(a, "--no-fts") == 0) {
+            opt.fts = 0;
+        } else if (strcmp(a, "--no-vectors") == 0) {
+            opt.vectors = 0;
+        } else {
+            fprintf(stderr,
+                    "usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]\n"
+                    "       [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]\n"
+                    "       [--budget-ms 2] [--fts-chunks 100000] [--no-fts] [--no-vectors]\n"
+                    "       [--dir DIR]\n");
+            return 2;
+        }
+    }
+    if (opt.dim < 1 || opt.queries < 1 || opt.clusters < 1)
+        return 2;
+    rb_log_init("bench-index", RB_LOG_WARN, false);
+    printf("bench-index: data in %s\n", opt.dir);
+    if (opt.fts)
+        bench_fts();
+    if (opt.vectors)
+        for (int s = 0; s < opt.n_sizes; s++)
+            bench_vectors(opt.sizes[s]);
+    return 0;
+}
