@@ -28,6 +28,14 @@ struct rb_audit {
     uint64_t appended;     /* records appended by this handle since its last checkpoint */
     pthread_mutex_t mutex;
     struct rb_errmsg err;
+    /* The head as this handle last wrote or verified it, with its exact
+     * bytes: while head.json holds the same bytes its signature need not be
+     * checked again (inode/mtime are not enough: inodes are reused and
+     * mtimes are coarse, and other processes rewrite the head). */
+    bool cached;
+    struct rb__audit_head cache;
+    char *cache_text;
+    size_t cache_len;
 };
 
 #define DEFAULT_CHECKPOINT_EVERY 1000
@@ -153,11 +161,28 @@ static enum rb_status replace_file(const char *path, const char *data, size_t le
     return st;
 }
 
+static void remember_head(struct rb_audit *a, const struct rb__audit_head *h, char *text,
+                          size_t len)
+{
+    free(a->cache_text);
+    a->cache_text = text; /* takes ownership */
+    a->cache_len = len;
+    a->cached = text != NULL;
+    if (a->cached)
+        a->cache = *h;
+}
+
 static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bool *exists)
 {
     char *text = NULL;
     size_t len = 0;
     enum rb_status st = rb_fs_read_file(a->head_path, 1 << 16, &text, &len);
+    if (st == RB_OK && a->cached && len == a->cache_len && memcmp(text, a->cache_text, len) == 0) {
+        free(text);
+        *h = a->cache;
+        *exists = true;
+        return RB_OK;
+    }
     if (st == RB_ERR_NOT_FOUND) {
         *exists = false;
         memset(h, 0, sizeof *h);
@@ -169,20 +194,24 @@ static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bo
         return rb_errmsg_set(&a->err, st, "cannot read %s", a->head_path);
     *exists = true;
     st = rb__audit_head_parse(text, len, h, &a->err);
-    free(text);
-    if (st != RB_OK)
+    if (st != RB_OK) {
+        free(text);
         return st;
+    }
     size_t mlen;
     char *msg = rb__audit_head_message(h, &mlen);
     if (!msg)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
     bool ok = rb__audit_sig_ok(a->key, msg, mlen, h->sig);
     free(msg);
-    if (!ok)
+    if (!ok) {
+        free(text);
         return rb_errmsg_set(&a->err, RB_ERR_VERIFY,
                              "the signature of %s does not verify with %s: the audit head was "
                              "altered or signed by another key; run 'ragbox audit verify'",
                              a->head_path, a->key_path);
+    }
+    remember_head(a, h, text, len);
     return RB_OK;
 }
 
@@ -205,10 +234,14 @@ static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
                              (unsigned long long)h->cp_seq, h->cp_hash, h->key_id, h->sig);
     if (!text)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
-    st = replace_file(a->head_path, text, strlen(text), a->opt.sync);
-    free(text);
-    if (st != RB_OK)
+    remember_head(a, h, NULL, 0);
+    size_t len = strlen(text);
+    st = replace_file(a->head_path, text, len, a->opt.sync);
+    if (st != RB_OK) {
+        free(text);
         return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
+    }
+    remember_head(a, h, text, len);
     return RB_OK;
 }
 
@@ -337,11 +370,67 @@ static enum rb_status reconcile(struct rb_audit *a, struct rb__audit_head *h)
 }
 
 /* Appends a signed checkpoint for the head's last record. Lock held. */
+/* The seq and SHA-256 of the last line of checkpoints.jsonl (0 and zeros
+ * when none): the next checkpoint chains to what is really in the file, even
+ * when a crash kept the head from recording the last one. */
+static enum rb_status last_checkpoint(struct rb_audit *a, uint64_t *seq, char hash[RB_SHA256_HEX_LEN + 1])
+{
+    *seq = 0;
+    rb_strlcpy(hash, RB_AUDIT_ZERO_HASH, RB_SHA256_HEX_LEN + 1);
+    char *data = NULL;
+    size_t len = 0;
+    enum rb_status st = rb_fs_read_file(a->cp_path, (size_t)1 << 30, &data, &len);
+    if (st == RB_ERR_NOT_FOUND)
+        return RB_OK;
+    if (st != RB_OK)
+        return rb_errmsg_set(&a->err, st, "cannot read %s", a->cp_path);
+    size_t end = len;
+    while (end > 0 && data[end - 1] == '\n')
+        end--;
+    if (end < len && end > 0) {
+        size_t start = end;
+        while (start > 0 && data[start - 1] != '\n')
+            start--;
+        cJSON *cp = NULL;
+        struct rb_errmsg jerr;
+        if (rb_json_parse(data + start, end - start, 4, &cp, &jerr) == RB_OK) {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(cp, "seq");
+            if (cJSON_IsNumber(s) && s->valuedouble >= 1)
+                *seq = (uint64_t)s->valuedouble;
+        }
+        cJSON_Delete(cp);
+        uint8_t d[RB_SHA256_LEN];
+        if ((st = rb_sha256(data + start, end - start, d)) == RB_OK)
+            rb_hex_encode(d, RB_SHA256_LEN, hash);
+    } else if (len > 0) {
+        st = rb_errmsg_set(&a->err, RB_ERR_CORRUPT, "%s ends in a torn line", a->cp_path);
+    }
+    free(data);
+    return st;
+}
+
 static enum rb_status checkpoint_locked(struct rb_audit *a, struct rb__audit_head *h,
                                         const char *reason)
 {
     if (h->seq == 0 || h->cp_seq == h->seq)
         return RB_OK;
+    uint64_t file_cp_seq;
+    char file_cp_hash[RB_SHA256_HEX_LEN + 1];
+    enum rb_status lst = last_checkpoint(a, &file_cp_seq, file_cp_hash);
+    if (lst != RB_OK)
+        return lst;
+    if (file_cp_seq != h->cp_seq || strcmp(file_cp_hash, h->cp_hash) != 0) {
+        if (file_cp_seq < h->cp_seq)
+            return rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
+                                 "%s lacks the checkpoint at seq %llu that the head names; run "
+                                 "'ragbox audit verify'",
+                                 a->cp_path, (unsigned long long)h->cp_seq);
+        /* A checkpoint written just before a crash, not yet in the head. */
+        h->cp_seq = file_cp_seq;
+        rb_strlcpy(h->cp_hash, file_cp_hash, sizeof h->cp_hash);
+        if (h->cp_seq == h->seq)
+            return write_head(a, h);
+    }
     char when[40];
     rb_time_format_utc(rb_time_now_us(), when, sizeof when);
     size_t mlen;
@@ -515,6 +604,7 @@ void rb_audit_close(struct rb_audit *a)
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     EVP_PKEY_free(a->key);
+    free(a->cache_text);
     pthread_mutex_destroy(&a->mutex);
     free(a->dir);
     free(a->key_path);
@@ -620,15 +710,30 @@ static enum rb_status build_body(struct rb_audit *a, const struct rb_audit_event
     return RB_OK;
 }
 
+/* Copies s for a syslog line: control characters (log injection) become
+ * '?', and long values are cut. */
+static const char *syslog_safe(const char *s, char *buf, size_t size)
+{
+    if (!s)
+        return "-";
+    size_t n = 0;
+    for (; s[n] && n + 1 < size; n++)
+        buf[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
+    buf[n] = '\0';
+    return buf;
+}
+
 static void log_syslog(const struct rb_audit_event *ev, uint64_t seq)
 {
     /* LOG_AUTHPRIV: the facility for security/authorization messages. The
      * summary carries no query or answer text. */
+    char user[128], client[64], collection[128], outcome[32];
     syslog(LOG_AUTHPRIV | LOG_INFO,
            "ragbox-audit seq=%llu action=%s user=%s client=%s collection=%s outcome=%s",
-           (unsigned long long)seq, rb_audit_action_name(ev->action), ev->user ? ev->user : "-",
-           ev->client ? ev->client : "-", ev->collection ? ev->collection : "-",
-           ev->outcome ? ev->outcome : "-");
+           (unsigned long long)seq, rb_audit_action_name(ev->action),
+           syslog_safe(ev->user, user, sizeof user), syslog_safe(ev->client, client, sizeof client),
+           syslog_safe(ev->collection, collection, sizeof collection),
+           syslog_safe(ev->outcome, outcome, sizeof outcome));
 }
 
 static bool valid_event_string(const char *s)
@@ -675,10 +780,11 @@ static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *s
             h.file_start_us = now;
             if ((st = open_log(a, h.file, true)) != RB_OK)
                 return st;
-            struct stat sb;
-            if (fstat(a->log_fd, &sb) == 0 && sb.st_size != 0)
-                return rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
-                                     "rotation target %s already holds data", h.file);
+            /* A crash right after an earlier rotation may have left records
+             * in the new file that the head does not cover yet: adopt them
+             * (reconcile checks they continue the chain). */
+            if ((st = reconcile(a, &h)) != RB_OK)
+                return st;
             RB_INFO("audit", "rotated to %s", h.file);
         }
     }

@@ -156,8 +156,11 @@ static bool verify_file(const char *dir, const char *name, bool last_file, struc
 
 static void verify_checkpoints(const char *dir, EVP_PKEY *pub, const struct hashes *hs,
                                char **files, size_t n_files, struct rb_audit_verify_report *r,
-                               uint64_t *last_cp_seq, char last_cp_hash[RB_SHA256_HEX_LEN + 1])
+                               uint64_t *last_cp_seq, char last_cp_hash[RB_SHA256_HEX_LEN + 1],
+                               uint64_t *prev_cp_seq, char prev_cp_hash[RB_SHA256_HEX_LEN + 1])
 {
+    *prev_cp_seq = 0;
+    rb_strlcpy(prev_cp_hash, RB_AUDIT_ZERO_HASH, RB_SHA256_HEX_LEN + 1);
     rb_strlcpy(last_cp_hash, RB_AUDIT_ZERO_HASH, RB_SHA256_HEX_LEN + 1);
     *last_cp_seq = 0;
     char *path = rb_path_join(dir, RB_AUDIT_CHECKPOINTS);
@@ -231,6 +234,8 @@ static void verify_checkpoints(const char *dir, EVP_PKEY *pub, const struct hash
                         "checkpoint names the log file %s, which is missing", file);
             else {
                 r->checkpoints++;
+                *prev_cp_seq = *last_cp_seq;
+                rb_strlcpy(prev_cp_hash, last_cp_hash, RB_SHA256_HEX_LEN + 1);
                 *last_cp_seq = seq;
                 uint8_t d[RB_SHA256_LEN];
                 if (rb_sha256(data + pos, line_len, d) == RB_OK)
@@ -306,10 +311,11 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
         free(hs.h);
         goto out;
     }
-    uint64_t cp_seq = 0;
-    char cp_hash[RB_SHA256_HEX_LEN + 1];
+    uint64_t cp_seq = 0, prev_cp_seq = 0;
+    char cp_hash[RB_SHA256_HEX_LEN + 1], prev_cp_hash[RB_SHA256_HEX_LEN + 1];
     if (r->ok)
-        verify_checkpoints(dir, pub, &hs, files, n_files, r, &cp_seq, cp_hash);
+        verify_checkpoints(dir, pub, &hs, files, n_files, r, &cp_seq, cp_hash, &prev_cp_seq,
+                           prev_cp_hash);
     if (r->ok) {
         struct rb__audit_head h;
         struct rb_errmsg herr;
@@ -343,12 +349,19 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
                         "%llu records follow the signed head (at most one may, after a crash): "
                         "records were appended without the key",
                         (unsigned long long)(hs.n - h.seq));
-            else if (h.cp_seq != cp_seq || strcmp(h.cp_hash, cp_hash) != 0)
+            else if ((h.cp_seq != cp_seq || strcmp(h.cp_hash, cp_hash) != 0) &&
+                     /* crash window: one checkpoint written, the head not yet */
+                     !(h.cp_seq == prev_cp_seq && strcmp(h.cp_hash, prev_cp_hash) == 0 &&
+                       cp_seq <= hs.n))
                 problem(r, RB_AUDIT_CHECKPOINTS, 0, h.cp_seq,
                         "the head names checkpoint seq %llu but the last valid checkpoint is "
                         "seq %llu: checkpoints were removed",
                         (unsigned long long)h.cp_seq, (unsigned long long)cp_seq);
-            else if (strcmp(h.file, last_file) != 0)
+            else if (strcmp(h.file, last_file) != 0 &&
+                     !(n_files >= 2 && strcmp(h.file, files[n_files - 2]) == 0 &&
+                       (last_file_bytes == 0 || /* rotation interrupted */
+                        (hs.n - h.seq == 1 &&    /* its first record not yet sealed */
+                         strtoull(last_file + strlen(RB_AUDIT_PREFIX), NULL, 10) == hs.n))))
                 problem(r, RB_AUDIT_HEAD, 0, h.seq,
                         "the head names %s but the last log file is %s", h.file, last_file);
             else

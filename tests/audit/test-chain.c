@@ -8,6 +8,97 @@
 #include "ragbox/audit.h"
 
 static char base_dir[4096];
+static char tamper_root[4096];
+
+#include <dirent.h>
+
+/* Copies the files of src/<sub> to dst/<sub> (keeping modes), for sub in
+ * audit and keys: a tampering scenario starts from a pristine copy. */
+static void copy_tree(const char *src, const char *dst)
+{
+    const char *subs[] = {"audit", "keys"};
+    for (int k = 0; k < 2; k++) {
+        char sd[8400], dd[8400];
+        snprintf(sd, sizeof sd, "%s/%s", src, subs[k]);
+        snprintf(dd, sizeof dd, "%s/%s", dst, subs[k]);
+        REQUIRE(rb_fs_mkdirs(dd, 0700) == RB_OK);
+        DIR *d = opendir(sd);
+        REQUIRE(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char sp[8800], dp[8800];
+            snprintf(sp, sizeof sp, "%s/%s", sd, e->d_name);
+            snprintf(dp, sizeof dp, "%s/%s", dd, e->d_name);
+            char *data = NULL;
+            size_t len = 0;
+            struct stat sb;
+            REQUIRE(stat(sp, &sb) == 0);
+            REQUIRE(rb_fs_read_file(sp, 1 << 26, &data, &len) == RB_OK);
+            FILE *f = fopen(dp, "wb");
+            REQUIRE(f);
+            REQUIRE(fwrite(data ? data : "", 1, len, f) == len);
+            fclose(f);
+            chmod(dp, sb.st_mode & 0777);
+            free(data);
+        }
+        closedir(d);
+    }
+}
+
+/* Line surgery on a file: ops on 1-based lines. */
+enum line_op { OP_REPLACE, OP_DUPLICATE, OP_DELETE, OP_SWAP_NEXT, OP_CUT_BYTES };
+
+static void edit_lines(const char *path, enum line_op op, int line, const char *from, const char *to)
+{
+    char *data = NULL;
+    size_t len = 0;
+    REQUIRE(rb_fs_read_file(path, 1 << 26, &data, &len) == RB_OK);
+    if (op == OP_CUT_BYTES) { /* line = bytes to cut from the end */
+        FILE *f = fopen(path, "wb");
+        REQUIRE(f && len >= (size_t)line);
+        fwrite(data, 1, len - (size_t)line, f);
+        fclose(f);
+        free(data);
+        return;
+    }
+    char *lines[4096];
+    int n = 0;
+    for (char *p = data; p && *p && n < 4096;) {
+        lines[n++] = p;
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        p = nl ? nl + 1 : NULL;
+    }
+    REQUIRE(line >= 1 && line <= n);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    for (int i = 1; i <= n; i++) {
+        const char *l = lines[i - 1];
+        if (i == line) {
+            if (op == OP_DELETE)
+                continue;
+            if (op == OP_REPLACE) {
+                const char *hit = strstr(l, from);
+                REQUIRE(hit);
+                fprintf(f, "%.*s%s%s\n", (int)(hit - l), l, to, hit + strlen(from));
+                continue;
+            }
+            if (op == OP_DUPLICATE)
+                fprintf(f, "%s\n", l);
+            if (op == OP_SWAP_NEXT && i < n) {
+                fprintf(f, "%s\n%s\n", lines[i], l);
+                i++;
+                continue;
+            }
+        }
+        fprintf(f, "%s\n", l);
+    }
+    fclose(f);
+    free(data);
+}
 
 static void sh(const char *fmt, const char *a, const char *b)
 {
@@ -81,8 +172,9 @@ static struct rb_audit_verify_report verify_at(const char *base)
 /* A copy of the pristine trail to tamper with. */
 static const char *tamper_copy(const char *name)
 {
-    const char *dir = check_tmpdir(name);
-    sh("cp -a '%s/.' '%s/'", base_dir, dir);
+    static char dir[4300];
+    snprintf(dir, sizeof dir, "%s/%s", tamper_root, name);
+    copy_tree(base_dir, dir);
     return dir;
 }
 
@@ -98,6 +190,7 @@ static void test_basic_and_tamper(void)
 {
     const char *base = check_tmpdir("basic");
     snprintf(base_dir, sizeof base_dir, "%s", base);
+    snprintf(tamper_root, sizeof tamper_root, "%s", check_tmpdir("tampered"));
     struct rb_audit *a = open_at(base, true, 4, 0); /* durable path: fsync per record */
     for (int i = 1; i <= 10; i++) {
         if (i == 3) { /* the rest without fsync, to keep the unit test fast */
@@ -132,7 +225,7 @@ static void test_basic_and_tamper(void)
 
     /* one-byte edit in record 5: "question number 5" -> "question number 6" */
     const char *t = tamper_copy("edit");
-    sh("sed -i '5s/question number 5/question number 6/' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_REPLACE, 5, "question number 5", "question number 6");
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.seq, 6);
@@ -142,14 +235,14 @@ static void test_basic_and_tamper(void)
 
     /* one-byte edit of the LAST record: caught by the signed head */
     t = tamper_copy("edit-last");
-    sh("sed -i '11s/eleven/elevem/' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_REPLACE, 11, "eleven", "elevem");
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.seq, 11);
 
     /* inserted line (a copy of line 3 after line 3) */
     t = tamper_copy("insert");
-    sh("sed -i '3p' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_DUPLICATE, 3, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.line, 4);
@@ -157,7 +250,7 @@ static void test_basic_and_tamper(void)
 
     /* removed line */
     t = tamper_copy("remove");
-    sh("sed -i '7d' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_DELETE, 7, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.line, 7);
@@ -166,36 +259,52 @@ static void test_basic_and_tamper(void)
 
     /* swapped pair (lines 4 and 5) */
     t = tamper_copy("swap");
-    sh("sed -i '4{h;d};5{G}' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_SWAP_NEXT, 4, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.line, 4);
 
     /* truncated tail: last two records cut (after the last checkpoint) */
     t = tamper_copy("truncate");
-    sh("sed -i '10,11d' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_DELETE, 11, NULL, NULL);
+    edit_lines(first_log(t), OP_DELETE, 10, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK(strstr(r.problem, "truncated") != NULL);
 
     /* truncated tail AND head deleted: the checkpoints still catch it */
     t = tamper_copy("truncate-head");
-    sh("sed -i '9,11d' '%s' && rm '%s/audit/head.json'", first_log(t), t);
+    edit_lines(first_log(t), OP_DELETE, 11, NULL, NULL);
+    edit_lines(first_log(t), OP_DELETE, 10, NULL, NULL);
+    edit_lines(first_log(t), OP_DELETE, 9, NULL, NULL);
+    char head[4400];
+    snprintf(head, sizeof head, "%s/audit/head.json", t);
+    REQUIRE(unlink(head) == 0);
     r = verify_at(t);
     CHECK(!r.ok);
 
     /* a torn last line (no newline) */
     t = tamper_copy("torn");
-    sh("truncate -s -5 '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_CUT_BYTES, 5, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_EQ_INT(r.line, 11);
 
     /* checkpoint signature tampered: flip one hex digit of the first sig */
     t = tamper_copy("cp-sig");
-    sh("sed -i '1s/\"sig\":\"\\(.\\)/\"sig\":\"X\\1/;1s/\"sig\":\"X0/\"sig\":\"1/;1s/\"sig\":\"X./\"sig\":\"0/' "
-       "'%s/audit/checkpoints.jsonl'%s",
-       t, "");
+    {
+        char cpp[4400];
+        snprintf(cpp, sizeof cpp, "%s/audit/checkpoints.jsonl", t);
+        char *d = NULL;
+        size_t l = 0;
+        REQUIRE(rb_fs_read_file(cpp, 1 << 20, &d, &l) == RB_OK);
+        char *sig = strstr(d, "\"sig\":\"");
+        REQUIRE(sig);
+        sig += 7;
+        *sig = *sig == '0' ? '1' : '0';
+        REQUIRE(rb_fs_write_atomic(cpp, d, l) == RB_OK);
+        free(d);
+    }
     r = verify_at(t);
     CHECK(!r.ok);
     CHECK_STR(r.file, "checkpoints.jsonl");
@@ -203,7 +312,16 @@ static void test_basic_and_tamper(void)
 
     /* checkpoint removed */
     t = tamper_copy("cp-remove");
-    sh("sed -i '$d' '%s/audit/checkpoints.jsonl'%s", t, "");
+    char cps[4400];
+    snprintf(cps, sizeof cps, "%s/audit/checkpoints.jsonl", t);
+    int n_cp = 0;
+    char *cpdata = NULL;
+    size_t cplen = 0;
+    REQUIRE(rb_fs_read_file(cps, 1 << 20, &cpdata, &cplen) == RB_OK);
+    for (size_t i = 0; i < cplen; i++)
+        n_cp += cpdata[i] == '\n';
+    free(cpdata);
+    edit_lines(cps, OP_DELETE, n_cp, NULL, NULL);
     r = verify_at(t);
     CHECK(!r.ok);
 
@@ -220,7 +338,7 @@ static void test_basic_and_tamper(void)
 
     /* the writer refuses to continue a truncated log */
     t = tamper_copy("writer-trunc");
-    sh("sed -i '11d' '%s'%s", first_log(t), "");
+    edit_lines(first_log(t), OP_DELETE, 11, NULL, NULL);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/audit", t);
     struct rb_audit_options o;
@@ -263,6 +381,101 @@ static void test_rotation(void)
     REQUIRE(system(cmd) == 0);
     r = verify_at(t);
     CHECK(!r.ok);
+}
+
+static int count_logs(const char *base)
+{
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/audit", base);
+    DIR *d = opendir(dir);
+    REQUIRE(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "audit-", 6) == 0;
+    closedir(d);
+    return n;
+}
+
+/* Crashes around rotation: an empty new file, and a first record in the new
+ * file (plus the rotation checkpoint) that the head never recorded. */
+static void test_rotation_crash(void)
+{
+    const char *base = check_tmpdir("rotate-crash");
+    char head[4300], saved[4300];
+    snprintf(head, sizeof head, "%s/audit/head.json", base);
+    snprintf(saved, sizeof saved, "%s/head.saved", base);
+    struct rb_audit *a = open_at(base, false, 1000, 1500);
+    int files = 1;
+    for (int i = 0; i < 40; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        if (i > 0)
+            REQUIRE(rb_fs_read_file(head, 1 << 16, &text, &len) == RB_OK);
+        append_query(a, "alice", "crash around rotation");
+        if (i > 0 && count_logs(base) > files) {
+            /* rotation happened in this append: put the old head back */
+            REQUIRE(rb_fs_write_atomic(head, text, len) == RB_OK);
+            free(text);
+            break;
+        }
+        free(text);
+    }
+    rb_audit_close(a);
+    CHECK_EQ_INT(count_logs(base), 2);
+    struct rb_audit_verify_report r = verify_at(base);
+    CHECK(r.ok);
+    CHECK_EQ_INT(r.unsealed, 1);
+    uint64_t before = r.records;
+    a = open_at(base, false, 1000, 1500);
+    append_query(a, "alice", "after the crash");
+    rb_audit_close(a);
+    r = verify_at(base);
+    CHECK(r.ok);
+    CHECK_EQ_INT(r.records, before + 1);
+    CHECK_EQ_INT(r.unsealed, 0);
+
+    /* an empty rotation target left by a crash */
+    char empty[4400];
+    snprintf(empty, sizeof empty, "%s/audit/audit-%020llu.jsonl", base,
+             (unsigned long long)(r.last_seq + 1));
+    FILE *f = fopen(empty, "w");
+    REQUIRE(f);
+    fclose(f);
+    r = verify_at(base);
+    CHECK(r.ok);
+    a = open_at(base, false, 1000, 1);
+    append_query(a, "bob", "rotates into the empty file");
+    rb_audit_close(a);
+    r = verify_at(base);
+    CHECK(r.ok);
+    CHECK_EQ_INT(r.records, before + 2);
+}
+
+/* Rotation by age: a file older than rotate_seconds is closed at the next append. */
+static void test_rotation_time(void)
+{
+    const char *base = check_tmpdir("rotate-time");
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/audit", base);
+    struct rb_audit_options o;
+    rb_audit_options_default(&o);
+    o.dir = dir;
+    o.sync = false;
+    o.syslog = false;
+    o.rotate_seconds = 1;
+    struct rb_audit *a = NULL;
+    struct rb_errmsg err = {{0}};
+    REQUIRE(rb_audit_open(&o, &a, &err) == RB_OK);
+    append_query(a, "alice", "first file");
+    append_query(a, "alice", "first file");
+    CHECK_EQ_INT(count_logs(base), 1);
+    usleep(1100 * 1000);
+    append_query(a, "alice", "second file");
+    CHECK_EQ_INT(count_logs(base), 2);
+    rb_audit_close(a);
+    struct rb_audit_verify_report r = verify_at(base);
+    CHECK(r.ok && r.records == 3 && r.files == 2);
 }
 
 struct thread_arg {
@@ -517,8 +730,12 @@ int main(int argc, char **argv)
     bool all = strcmp(part, "all") == 0;
     if (all || strcmp(part, "tamper") == 0)
         test_basic_and_tamper();
-    if (all || strcmp(part, "rotate") == 0)
+    if (all || strcmp(part, "rotate") == 0) {
         test_rotation();
+        test_rotation_crash();
+    }
+    if (all || strcmp(part, "rotate-time") == 0)
+        test_rotation_time();
     if (all || strcmp(part, "concurrency") == 0)
         test_concurrency();
     if (all || strcmp(part, "export") == 0) {

@@ -303,9 +303,11 @@ static const struct {
     [K_NANP] = {RB_PII_PHONE, "(?<![0-9A-Za-z+])(?:\\+?1[ .-]?)?(?:\\([2-9]\\d{2}\\)\\s?|[2-9]\\d{2}[-. ])"
                               "[2-9]\\d{2}[-. ]\\d{4}" NA},
     [K_E164] = {RB_PII_PHONE, "(?<![0-9A-Za-z+])\\+[1-9]\\d{0,2}(?:[ .-]?\\(?\\d{1,4}\\)?){2,5}" NA},
-    [K_EMAIL] = {RB_PII_EMAIL, "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"},
+    [K_EMAIL] = {RB_PII_EMAIL, "(?<![A-Za-z0-9._%+=-])[A-Za-z0-9._%+=-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"},
     [K_DOB] = {RB_PII_DOB, "(?:(?i)\\b(?:DOB|D\\.O\\.B\\.?|date\\s+of\\s+birth|birth\\s*date|birthday|born(?:\\s+on)?)\\b|"
-                           "出生日期|出生年月日?|出生于|生日)\\s*[:：,]?\\s*(?-i)" DATE},
+                           "出生日期|出生年月日?|出生于|生日)\\s*[:：,]?\\s*(?-i)" DATE "|"
+                           /* Chinese documents put the date first: "1999年8月9日出生" */
+                           "(?<date2>(?:19|20)\\d{2}年\\d{1,2}月(?:\\d{1,2}日)?)(?=\\s*出生)"},
     [K_MRN] = {RB_PII_MRN, "(?:(?i)\\b(?:MRN|medical\\s+record\\s+(?:number|no\\.?|#)|patient\\s+(?:id|number|no\\.?)|"
                            "chart\\s+(?:number|no\\.?))|病历号|病案号|住院号|门诊号)(?-i)\\s*(?:[:：#]|is|no\\.?)?\\s*"
                            "(?<v>(?=[A-Z0-9-]*\\d{4})[A-Z0-9][A-Z0-9-]{4,19})" NA},
@@ -465,13 +467,29 @@ static bool validate(int k, const char *text, size_t *s, size_t *e, pcre2_match_
             digits += is_digit(p[i]);
         return digits >= 8 && digits <= 15;
     }
-    case K_EMAIL:
+    case K_EMAIL: {
+        /* Message-ID, In-Reply-To and References name messages, not mailboxes. */
+        size_t ls = *s;
+        while (ls > 0 && text[ls - 1] != '\n')
+            ls--;
+        while (ls < *s && (text[ls] == ' ' || text[ls] == '\t'))
+            ls++;
+        static const char *const headers[] = {"message-id:", "in-reply-to:", "references:"};
+        for (size_t h = 0; h < RB_ARRAY_LEN(headers); h++)
+            if (*s - ls >= strlen(headers[h]) && strncasecmp(text + ls, headers[h], strlen(headers[h])) == 0)
+                return false;
         return true;
+    }
     case K_DOB: {
         int idx = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "date");
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        if (idx < 0 || ov[2 * idx] == PCRE2_UNSET)
+        if (idx < 0)
             return false;
+        if (ov[2 * idx] == PCRE2_UNSET) {
+            idx = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "date2");
+            if (idx < 0 || ov[2 * idx] == PCRE2_UNSET)
+                return false;
+        }
         *s = ov[2 * idx];
         *e = ov[2 * idx + 1];
         /* Plausible calendar date: extract up to three numbers. */
@@ -493,6 +511,8 @@ static bool validate(int k, const char *text, size_t *s, size_t *e, pcre2_match_
             int y = nums[2] < 100 ? 1900 + nums[2] : nums[2];
             return date_ok(y, nums[0], nums[1]) || date_ok(y, nums[1], nums[0]);
         }
+        if (cnt == 2 && nums[0] >= 1000) /* "1934年9月" */
+            return nums[1] >= 1 && nums[1] <= 12;
         return cnt == 2; /* "March 4, 1961" */
     }
     case K_MRN:
