@@ -89,6 +89,15 @@ enum rb_status rb_engine_model_open(const char *path, const struct rb_engine_mod
         return st;
     }
     em->backend = rb__backend_cpu();
+    st = em->backend->init(em->m);
+    if (st != RB_OK) {
+        rb_errmsg_set(err, st, "%s: backend %s cannot take the model", path, em->backend->name);
+        rb__model_free(em->m);
+        rb_engine_tokenizer_free(em->tok);
+        rb_gguf_close(em->gguf);
+        free(em);
+        return st;
+    }
     int n_ctx = p.n_ctx > 0 ? p.n_ctx : (em->m->n_ctx_train < 4096 ? em->m->n_ctx_train : 4096);
     if (em->m->arch == RB_ARCH_BERT || n_ctx > em->m->n_ctx_train)
         n_ctx = n_ctx > em->m->n_ctx_train ? em->m->n_ctx_train : n_ctx;
@@ -102,6 +111,7 @@ void rb_engine_model_close(struct rb_engine_model *em)
 {
     if (!em)
         return;
+    em->backend->release(em->m);
     rb__model_free(em->m);
     rb_engine_tokenizer_free(em->tok);
     rb_gguf_close(em->gguf);

@@ -126,7 +126,7 @@ RB_DEQ_BLOCKS(deq_q5_k, struct rb_block_q5_k, rb_dequant_q5_k, RB_QBK)
 RB_DEQ_BLOCKS(deq_q6_k, struct rb_block_q6_k, rb_dequant_q6_k, RB_QBK)
 
 #define OPS(t, at, bl, wb, abl, ab, q, d, dq)                                                      \
-    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq}
+    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL}
 static const struct rb_type_ops scalar_ops[] = {
     OPS(F32, F32, 1, 4, 1, 4, act_f32, dot_f32, deq_f32),
     OPS(F16, F16, 1, 2, 1, 2, act_f16, dot_f16, deq_f16),
@@ -145,6 +145,17 @@ static struct rb_type_ops level_ops[3][N_OPS];
 static enum rb_simd g_level;
 static enum rb_simd g_supported;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static rb_axpy_f16_fn g_axpy_f16_simd;
+
+void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
+{
+    if (g_axpy_f16_simd && g_level >= RB_SIMD_AVX2) {
+        g_axpy_f16_simd(y, a, x, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * rb_fp16_to_fp32(x[i]);
+}
 
 static void init_ops(void)
 {
@@ -159,6 +170,8 @@ static void init_ops(void)
         g_supported = RB_SIMD_AVX512;
 #endif
     g_level = g_supported;
+    if (g_supported >= RB_SIMD_AVX2)
+        g_axpy_f16_simd = rb__avx2_axpy_f16();
     const char *env = getenv("RAGBOX_SIMD");
     if (env) {
         enum rb_simd want = g_supported;
@@ -180,6 +193,9 @@ static void init_ops(void)
                 level_ops[1][i].vec_dot = f;
                 level_ops[2][i].vec_dot = f;
             }
+            rb_vec_dot4_fn f4 = rb__avx2_vec_dot4(scalar_ops[i].type);
+            level_ops[1][i].vec_dot4 = f4;
+            level_ops[2][i].vec_dot4 = f4;
         }
         if (g_supported >= RB_SIMD_AVX512) {
             rb_vec_dot_fn f = rb__avx512_vec_dot(scalar_ops[i].type);
@@ -403,22 +419,31 @@ struct matmul_job {
     int n_tok;
     float *out;
     int64_t out_stride;
+    int64_t chunk;       /* rows per claim */
+    atomic_llong next;   /* next unclaimed row */
 };
 
-static void matmul_worker(void *ctx, int ith, int nth)
+static void matmul_rows(const struct matmul_job *j, int64_t r0, int64_t r1)
 {
-    const struct matmul_job *j = ctx;
-    /* contiguous row ranges per thread, so each thread streams its own part of W */
-    const int64_t per = (j->n_rows + nth - 1) / nth;
-    const int64_t r0 = per * ith;
-    const int64_t r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
     const rb_vec_dot_fn dot = j->ops->vec_dot;
+    const rb_vec_dot4_fn dot4 = j->ops->vec_dot4;
     /* blocks of rows x all tokens: the weight rows stay in cache while every token of a
      * prefill batch uses them (one pass over W per batch, as in matrix-matrix) */
     const int64_t RB = 16;
     for (int64_t rb = r0; rb < r1; rb += RB) {
         const int64_t re = rb + RB < r1 ? rb + RB : r1;
-        for (int t = 0; t < j->n_tok; t++) {
+        int t = 0;
+        if (dot4)
+            for (; t + 4 <= j->n_tok; t += 4) {
+                const void *a = j->act + (size_t)t * j->act_stride;
+                float o4[4];
+                for (int64_t r = rb; r < re; r++) {
+                    dot4(j->n_cols, j->W + (size_t)r * j->w_row_bytes, a, j->act_stride, o4);
+                    for (int k = 0; k < 4; k++)
+                        j->out[(int64_t)(t + k) * j->out_stride + r] = o4[k];
+                }
+            }
+        for (; t < j->n_tok; t++) {
             const void *a = j->act + (size_t)t * j->act_stride;
             float *o = j->out + (int64_t)t * j->out_stride;
             for (int64_t r = rb; r < re; r++)
@@ -427,14 +452,34 @@ static void matmul_worker(void *ctx, int ith, int nth)
     }
 }
 
+static void matmul_worker(void *ctx, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    struct matmul_job *j = ctx;
+    /* rows are claimed in chunks: a thread that was descheduled (shared cores) or is
+     * slower simply claims fewer; results do not depend on who computes a row */
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (r0 >= j->n_rows)
+            return;
+        matmul_rows(j, r0, r0 + j->chunk < j->n_rows ? r0 + j->chunk : j->n_rows);
+    }
+}
+
 void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void *W,
                 size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                 size_t act_stride, int n_tok, float *out, int64_t out_stride)
 {
     struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
-                           out_stride};
-    if ((int64_t)n_tok * n_rows * n_cols < 16384)
-        matmul_worker(&j, 0, 1);
-    else
-        rb__pool_run(pool, matmul_worker, &j);
+                           out_stride, n_rows, 0};
+    if ((int64_t)n_tok * n_rows * n_cols < 16384 || rb__pool_size(pool) == 1) {
+        matmul_rows(&j, 0, n_rows);
+        return;
+    }
+    /* about 8 chunks per thread, multiples of 16 rows */
+    const int64_t per = n_rows / (8 * rb__pool_size(pool));
+    j.chunk = per < 16 ? 16 : (per + 15) / 16 * 16;
+    atomic_init(&j.next, 0);
+    rb__pool_run(pool, matmul_worker, &j);
 }

@@ -28,6 +28,10 @@ enum rb_simd { RB_SIMD_SCALAR = 0, RB_SIMD_AVX2 = 1, RB_SIMD_AVX512 = 2 };
 typedef void (*rb_quantize_act_fn)(const float *x, void *y, int64_t n);
 typedef float (*rb_vec_dot_fn)(int64_t n, const void *w, const void *a);
 typedef void (*rb_dequant_row_fn)(const void *w, float *y, int64_t n);
+/* One weight row against 4 activation rows (a_stride bytes apart): out[0..3]. */
+typedef void (*rb_vec_dot4_fn)(int64_t n, const void *w, const void *a, size_t a_stride,
+                               float *out);
+typedef void (*rb_axpy_f16_fn)(float *y, float a, const uint16_t *x, int64_t n);
 
 struct rb_type_ops {
     uint32_t type;      /* weight type (enum rb_ggml_type) */
@@ -39,6 +43,7 @@ struct rb_type_ops {
     rb_quantize_act_fn quantize_act;
     rb_vec_dot_fn vec_dot;
     rb_dequant_row_fn dequant_row;
+    rb_vec_dot4_fn vec_dot4; /* NULL: use vec_dot per token */
 };
 
 /* The SIMD level in use (detected once, RAGBOX_SIMD honoured). */
@@ -59,6 +64,10 @@ size_t rb__act_row_bytes(const struct rb_type_ops *ops, int64_t n);
 /* Filled by kernels-avx2.c / kernels-avx512.c: vec_dot overrides (NULL = not accelerated). */
 rb_vec_dot_fn rb__avx2_vec_dot(uint32_t type);
 rb_vec_dot_fn rb__avx512_vec_dot(uint32_t type);
+rb_vec_dot4_fn rb__avx2_vec_dot4(uint32_t type);
+rb_axpy_f16_fn rb__avx2_axpy_f16(void);
+/* y[i] += a * x[i], x F16 (best SIMD level in use) */
+void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n);
 /* Float helpers used by attention and norms. */
 float rb__dot_f32(const float *a, const float *b, int64_t n);
 /* y[i] += a * x[i] */

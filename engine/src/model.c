@@ -513,14 +513,6 @@ static void rope(const struct rb__model *m, float *x, int n_heads, int pos)
     }
 }
 
-static float fp16_table[65536];
-static pthread_once_t fp16_once = PTHREAD_ONCE_INIT;
-static void fp16_init(void)
-{
-    for (uint32_t i = 0; i < 65536; i++)
-        fp16_table[i] = rb_fp16_to_fp32((rb_half)i);
-}
-
 /* ---- attention over KV caches (decoders) */
 struct attn_job {
     struct rb__model *m;
@@ -576,12 +568,8 @@ static void attn_worker(void *ctx, int ith, int nth)
         if (j->b) {
             const struct rb__kv *kv = j->b->kv[t];
             const size_t base = (size_t)j->il * kv->n_ctx * kvd + (size_t)kh * hd;
-            for (int p = 0; p < n_keys; p++) {
-                const rb_half *vv = kv->v + base + (size_t)p * kvd;
-                const float w = sc[p] * inv;
-                for (int i = 0; i < hd; i++)
-                    acc[i] += w * fp16_table[vv[i]];
-            }
+            for (int p = 0; p < n_keys; p++)
+                rb__axpy_f16(acc, sc[p] * inv, kv->v + base + (size_t)p * kvd, hd);
         } else {
             for (int p = 0; p < n_keys; p++)
                 rb__axpy_f32(acc, sc[p] * inv, j->vf + (size_t)p * kvd + (size_t)kh * hd, hd);
@@ -609,7 +597,6 @@ void rb__model_matmul(struct rb__model *m, const struct rb_wt *w, const float *a
 
 enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b)
 {
-    pthread_once(&fp16_once, fp16_init);
     if (m->arch == RB_ARCH_BERT || b->n <= 0)
         return RB_ERR_INVALID;
     int max_keys = 1;

@@ -98,6 +98,23 @@ int main(void)
             const float s = o->vec_dot(N, wq, aq);
             CHECK_MSG(fabsf(s - s_scalar) <= 1e-4f * (float)aref + 1e-5f, "%s %s %g vs scalar %g",
                       rb_ggml_type_name(t), rb__simd_name((enum rb_simd)lv), s, s_scalar);
+            /* four activation rows at once (prefill) == four single dots */
+            if (o->vec_dot4) {
+                static uint8_t a4[4 * N * 4];
+                const size_t ar = rb__act_row_bytes(o, N);
+                for (int k = 0; k < 4; k++) {
+                    for (int i = 0; i < N; i++)
+                        deq[i] = a[(i * 7 + k * 13) % N] * (k + 1);
+                    o->quantize_act(deq, a4 + k * ar, N);
+                }
+                float o4[4];
+                o->vec_dot4(N, wq, a4, ar, o4);
+                for (int k = 0; k < 4; k++) {
+                    const float s1 = o->vec_dot(N, wq, a4 + k * ar);
+                    CHECK_MSG(fabsf(o4[k] - s1) <= 1e-5f * fabsf(s1) + 1e-5f,
+                              "%s dot4[%d] %g vs %g", rb_ggml_type_name(t), k, o4[k], s1);
+                }
+            }
             /* odd block counts / tails */
             const int n2 = (int)(sc->blck == 1 ? 37 : sc->blck * 3);
             const float s2 = o->vec_dot(n2, wq, aq), s2s = sc->vec_dot(n2, wq, aq);

@@ -109,7 +109,8 @@ void rb_engine_tokenizer_free(struct rb_engine_tokenizer *tok);
 #define RB_ENGINE_TOKENIZE_PARSE_SPECIAL 0x2u
 
 /* Tokenizes text[0..len) (UTF-8; malformed bytes are handled like the reference
- * implementation). *ids: caller frees (NULL when *n_ids == 0). */
+ * implementation; at most 256 MiB, else RB_ERR_TOO_LARGE). *ids: caller frees
+ * (NULL when *n_ids == 0). */
 RB_NODISCARD enum rb_status rb_engine_tokenize(const struct rb_engine_tokenizer *tok,
                                                const char *text, size_t len, unsigned flags,
                                                int32_t **ids, size_t *n_ids);
