@@ -38,6 +38,7 @@ pkgs=(
   libuchardet-dev                              # text encoding detection
   libmagic-dev                                 # content-type sniffing
   libxlsxwriter-dev                            # answer: batch Q&A results as XLSX
+  libcmark-gfm-dev libcmark-gfm-extensions-dev # Markdown (CommonMark + GFM tables) for ingest
 )
 if [ $minimal = 0 ]; then
   pkgs+=(

@@ -52,11 +52,11 @@ enum rb_ggml_type {
     RB_GGML_TYPE_COUNT = 40
 };
 
-#define RB_QK 32   /* elements per block of the legacy quants (Q4_0 ... Q8_1) */
+#define RB_QK 32    /* elements per block of the legacy quants (Q4_0 ... Q8_1) */
 #define RB_QK_K 256 /* elements per super-block of the k-quants and i-quants */
 
 struct rb_ggml_type_traits {
-    const char *name;  /* "q4_K", as ggml names it; NULL: id unused */
+    const char *name;    /* "q4_K", as ggml names it; NULL: id unused */
     uint32_t block_size; /* elements per block (1 for plain types) */
     uint32_t type_size;  /* bytes per block */
     bool quantized;

@@ -281,8 +281,7 @@ enum rb_status rb_gguf_writer_add_tensor(struct rb_gguf_writer *w, const char *n
     if (ne && rb_ggml_tensor_size(type, n_dims, ne, &want) && want != size)
         return rb_errmsg_set(&w->err, RB_ERR_INVALID,
                              "gguf writer: tensor '%s' has %llu bytes, its shape needs %llu",
-                             name ? name : "?", (unsigned long long)size,
-                             (unsigned long long)want);
+                             name ? name : "?", (unsigned long long)size, (unsigned long long)want);
     if (!data || size > SIZE_MAX)
         return rb_errmsg_set(&w->err, RB_ERR_INVALID, "gguf writer: no data for tensor");
     void *copy = malloc((size_t)size);
@@ -403,8 +402,7 @@ enum rb_status rb_gguf_writer_write(struct rb_gguf_writer *w, const char *path)
         } else {
             void *buf = t->size <= SIZE_MAX ? malloc((size_t)t->size ? (size_t)t->size : 1) : NULL;
             if (!buf) {
-                st = rb_errmsg_set(&w->err, RB_ERR_NOMEM, "out of memory for tensor '%s'",
-                                   t->name);
+                st = rb_errmsg_set(&w->err, RB_ERR_NOMEM, "out of memory for tensor '%s'", t->name);
                 break;
             }
             st = t->fill(t->user, t->name, buf, t->size);

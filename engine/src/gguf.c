@@ -25,7 +25,7 @@
 struct rb_gguf {
     const uint8_t *base; /* the mapping or the caller's buffer */
     size_t size;
-    bool mapped;         /* base came from mmap (unmap on close) */
+    bool mapped; /* base came from mmap (unmap on close) */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_offset;
@@ -61,8 +61,7 @@ static enum rb_status fail_at(struct cursor *c, enum rb_status st, size_t offset
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        rb_errmsg_set(c->err, st, "%s%soffset %zu: %s", c->what, *c->what ? ": " : "", offset,
-                      msg);
+        rb_errmsg_set(c->err, st, "%s%soffset %zu: %s", c->what, *c->what ? ": " : "", offset, msg);
     }
     return st;
 }
@@ -84,16 +83,16 @@ static bool take(struct cursor *c, void *dst, size_t n)
 static enum rb_status read_u32(struct cursor *c, uint32_t *v, const char *field)
 {
     if (!take(c, v, 4))
-        return FAIL(c, RB_ERR_CORRUPT, "file truncated reading %s (needs 4 bytes, %zu left)",
-                    field, remaining(c));
+        return FAIL(c, RB_ERR_CORRUPT, "file truncated reading %s (needs 4 bytes, %zu left)", field,
+                    remaining(c));
     return RB_OK;
 }
 
 static enum rb_status read_u64(struct cursor *c, uint64_t *v, const char *field)
 {
     if (!take(c, v, 8))
-        return FAIL(c, RB_ERR_CORRUPT, "file truncated reading %s (needs 8 bytes, %zu left)",
-                    field, remaining(c));
+        return FAIL(c, RB_ERR_CORRUPT, "file truncated reading %s (needs 8 bytes, %zu left)", field,
+                    remaining(c));
     return RB_OK;
 }
 
@@ -330,12 +329,11 @@ static enum rb_status parse_tensor_infos(struct rb_gguf *g, struct cursor *c, ui
         uint64_t n_el = 1;
         for (uint32_t d = 0; d < t->n_dims; d++)
             if (__builtin_mul_overflow(n_el, t->ne[d], &n_el) || n_el > (uint64_t)INT64_MAX)
-                return fail_at(c, RB_ERR_CORRUPT, dims_at,
-                               "tensor '%s': element count overflows", t->name);
+                return fail_at(c, RB_ERR_CORRUPT, dims_at, "tensor '%s': element count overflows",
+                               t->name);
         t->n_elements = n_el;
         if (!rb_ggml_tensor_size(t->type, t->n_dims, t->ne, &t->size))
-            return fail_at(c, RB_ERR_CORRUPT, dims_at, "tensor '%s': byte size overflows",
-                           t->name);
+            return fail_at(c, RB_ERR_CORRUPT, dims_at, "tensor '%s': byte size overflows", t->name);
         size_t off_at = c->pos;
         if ((st = read_u64(c, &t->offset, "tensor offset")) != RB_OK)
             return st;
@@ -417,8 +415,8 @@ static enum rb_status parse(struct rb_gguf *g, struct rb_errmsg *err, const char
         return fail_at(&c, RB_ERR_FORMAT, at,
                        "GGUF version 1 is not supported (convert the model to v3)");
     if (g->version != 2 && g->version != 3) {
-        if ((g->version & 0xffff) == 0 && (__builtin_bswap32(g->version) == 2 ||
-                                            __builtin_bswap32(g->version) == 3))
+        if ((g->version & 0xffff) == 0 &&
+            (__builtin_bswap32(g->version) == 2 || __builtin_bswap32(g->version) == 3))
             return fail_at(&c, RB_ERR_FORMAT, at, "big-endian GGUF files are not supported");
         return fail_at(&c, RB_ERR_FORMAT, at, "unsupported GGUF version %u (2 and 3 are)",
                        g->version);
@@ -432,8 +430,8 @@ static enum rb_status parse(struct rb_gguf *g, struct rb_errmsg *err, const char
     /* a tensor info takes >= 32 bytes, a key/value >= 13 */
     if (n_tensors > RB_GGUF_MAX_TENSORS || n_tensors > remaining(&c) / 32)
         return fail_at(&c, RB_ERR_CORRUPT, at,
-                       "tensor count %" PRIu64 " is impossible for a file of %zu bytes",
-                       n_tensors, g->size);
+                       "tensor count %" PRIu64 " is impossible for a file of %zu bytes", n_tensors,
+                       g->size);
     if (n_kv > RB_GGUF_MAX_KV || n_kv > remaining(&c) / 13)
         return fail_at(&c, RB_ERR_CORRUPT, at + 8,
                        "metadata count %" PRIu64 " is impossible for a file of %zu bytes", n_kv,
@@ -445,8 +443,8 @@ static enum rb_status parse(struct rb_gguf *g, struct rb_errmsg *err, const char
     const struct rb_gguf_kv *akv = rb_gguf_find(g, "general.alignment");
     if (akv) {
         uint32_t a;
-        if (rb_gguf_get_u32(g, "general.alignment", &a) != RB_OK || a == 0 ||
-            (a & (a - 1)) != 0 || a > RB_GGUF_MAX_ALIGNMENT)
+        if (rb_gguf_get_u32(g, "general.alignment", &a) != RB_OK || a == 0 || (a & (a - 1)) != 0 ||
+            a > RB_GGUF_MAX_ALIGNMENT)
             return fail_at(&c, RB_ERR_CORRUPT, (size_t)akv->offset,
                            "general.alignment must be a power of two up to %u",
                            RB_GGUF_MAX_ALIGNMENT);

@@ -35,9 +35,9 @@
 #define RB_GGUF_DEFAULT_ALIGNMENT 32
 #define RB_GGUF_MAX_DIMS 4
 /* Sanity limits (a conforming file is far below them). */
-#define RB_GGUF_MAX_KEY_LEN 65535u            /* bytes */
-#define RB_GGUF_MAX_NAME_LEN 1023u            /* tensor name bytes */
-#define RB_GGUF_MAX_STRING_LEN (256u << 20)   /* one string value, bytes */
+#define RB_GGUF_MAX_KEY_LEN 65535u          /* bytes */
+#define RB_GGUF_MAX_NAME_LEN 1023u          /* tensor name bytes */
+#define RB_GGUF_MAX_STRING_LEN (256u << 20) /* one string value, bytes */
 #define RB_GGUF_MAX_TENSORS (1u << 20)
 #define RB_GGUF_MAX_KV (1u << 20)
 #define RB_GGUF_MAX_ALIGNMENT (1u << 16)
@@ -73,28 +73,28 @@ struct rb_gguf_str {
 
 /* One metadata key/value. */
 struct rb_gguf_kv {
-    const char *key;        /* NUL-terminated, borrowed */
-    enum rb_gguf_type type; /* the value's type; ARRAY for arrays */
+    const char *key;            /* NUL-terminated, borrowed */
+    enum rb_gguf_type type;     /* the value's type; ARRAY for arrays */
     enum rb_gguf_type arr_type; /* element type when type == ARRAY (never ARRAY) */
-    uint64_t n;             /* element count for arrays, 1 for scalars */
-    const void *data;       /* scalar value or first array element in the mapping (unaligned);
-                               for strings: see strs */
+    uint64_t n;                 /* element count for arrays, 1 for scalars */
+    const void *data;           /* scalar value or first array element in the mapping (unaligned);
+                                   for strings: see strs */
     const struct rb_gguf_str *strs; /* type STRING: strs[0]; ARRAY of STRING: strs[0..n) */
-    uint64_t offset;        /* byte offset of this entry's key in the file (for messages) */
+    uint64_t offset;                /* byte offset of this entry's key in the file (for messages) */
 };
 
 /* One tensor. */
 struct rb_gguf_tensor {
-    const char *name;   /* NUL-terminated, borrowed */
-    uint32_t type;      /* enum rb_ggml_type */
-    uint32_t n_dims;    /* 1..4 */
+    const char *name;              /* NUL-terminated, borrowed */
+    uint32_t type;                 /* enum rb_ggml_type */
+    uint32_t n_dims;               /* 1..4 */
     uint64_t ne[RB_GGUF_MAX_DIMS]; /* elements per dimension, ggml order (ne[0] is the
                                       contiguous row); unused dims are 1 */
     uint64_t n_elements;
-    uint64_t offset;    /* from the start of the data section (aligned) */
-    uint64_t size;      /* bytes */
-    const void *data;   /* borrowed pointer into the mapping, aligned to the file's alignment
-                           relative to the data section (page-aligned mapping start) */
+    uint64_t offset;  /* from the start of the data section (aligned) */
+    uint64_t size;    /* bytes */
+    const void *data; /* borrowed pointer into the mapping, aligned to the file's alignment
+                         relative to the data section (page-aligned mapping start) */
 };
 
 struct rb_gguf;
@@ -127,15 +127,12 @@ const struct rb_gguf_kv *rb_gguf_find(const struct rb_gguf *g, const char *key);
  * and integers (nonzero = true). */
 RB_NODISCARD enum rb_status rb_gguf_get_u32(const struct rb_gguf *g, const char *key,
                                             uint32_t *out);
-RB_NODISCARD enum rb_status rb_gguf_get_i32(const struct rb_gguf *g, const char *key,
-                                            int32_t *out);
+RB_NODISCARD enum rb_status rb_gguf_get_i32(const struct rb_gguf *g, const char *key, int32_t *out);
 RB_NODISCARD enum rb_status rb_gguf_get_u64(const struct rb_gguf *g, const char *key,
                                             uint64_t *out);
-RB_NODISCARD enum rb_status rb_gguf_get_i64(const struct rb_gguf *g, const char *key,
-                                            int64_t *out);
+RB_NODISCARD enum rb_status rb_gguf_get_i64(const struct rb_gguf *g, const char *key, int64_t *out);
 RB_NODISCARD enum rb_status rb_gguf_get_f32(const struct rb_gguf *g, const char *key, float *out);
-RB_NODISCARD enum rb_status rb_gguf_get_f64(const struct rb_gguf *g, const char *key,
-                                            double *out);
+RB_NODISCARD enum rb_status rb_gguf_get_f64(const struct rb_gguf *g, const char *key, double *out);
 RB_NODISCARD enum rb_status rb_gguf_get_bool(const struct rb_gguf *g, const char *key, bool *out);
 /* A STRING value (borrowed, not NUL-terminated). */
 RB_NODISCARD enum rb_status rb_gguf_get_str(const struct rb_gguf *g, const char *key,
@@ -200,8 +197,8 @@ RB_NODISCARD enum rb_status rb_gguf_writer_set_arr(struct rb_gguf_writer *w, con
                                                    uint64_t n);
 /* Array of strings (each copied). lens may be NULL: strs are NUL-terminated. */
 RB_NODISCARD enum rb_status rb_gguf_writer_set_arr_str(struct rb_gguf_writer *w, const char *key,
-                                                       const char *const *strs,
-                                                       const size_t *lens, uint64_t n);
+                                                       const char *const *strs, const size_t *lens,
+                                                       uint64_t n);
 /* Copies one key/value (any type) from an open file, e.g. to carry a model's metadata
  * over when quantizing. */
 RB_NODISCARD enum rb_status rb_gguf_writer_copy_kv(struct rb_gguf_writer *w,
@@ -215,10 +212,10 @@ RB_NODISCARD enum rb_status rb_gguf_writer_add_tensor(struct rb_gguf_writer *w, 
 /* Tensor whose bytes are produced at write time: fill(user, name, buf, size) must write
  * exactly size bytes to buf and return RB_OK. `user` is borrowed until the write. */
 typedef enum rb_status (*rb_gguf_fill_fn)(void *user, const char *name, void *buf, uint64_t size);
-RB_NODISCARD enum rb_status rb_gguf_writer_add_tensor_cb(struct rb_gguf_writer *w,
-                                                         const char *name, uint32_t type,
-                                                         uint32_t n_dims, const uint64_t *ne,
-                                                         rb_gguf_fill_fn fill, void *user);
+RB_NODISCARD enum rb_status rb_gguf_writer_add_tensor_cb(struct rb_gguf_writer *w, const char *name,
+                                                         uint32_t type, uint32_t n_dims,
+                                                         const uint64_t *ne, rb_gguf_fill_fn fill,
+                                                         void *user);
 /* Writes the file (atomically: path.tmp then rename). */
 RB_NODISCARD enum rb_status rb_gguf_writer_write(struct rb_gguf_writer *w, const char *path);
 

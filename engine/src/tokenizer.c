@@ -150,15 +150,17 @@ static const char *const *pre_regexes(enum pre_kind k, size_t *n)
     static const char *const qwen2[] = {RX_QWEN2};
     static const char *const gpt2[] = {RX_GPT2};
     static const char *const starcoder[] = {"\\p{N}", RX_GPT2};
-    static const char *const falcon[] = {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RX_GPT2,
-                                         "[0-9][0-9][0-9]"};
+    static const char *const falcon[] = {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RX_GPT2, "[0-9][0-9][0-9]"};
     static const char *const deepseek_coder[] = {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
                                                  "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
     static const char *const deepseek_llm[] = {
         "[\r\n]",
-        ("\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
-        "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-"
-        "ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+"),
+        ("\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-"
+         "Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
+         "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-"
+         "ℝℤ\\x{2126}ℨ\\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-"
+         "ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-"
+         "𑣟𞤀-𞥃]+"),
         "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
         "\\s+$",
         "[一-龥ࠀ-一가-퟿]+",
@@ -166,11 +168,13 @@ static const char *const *pre_regexes(enum pre_kind k, size_t *n)
     };
     static const char *const deepseek3[] = {
         "\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
-        ("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+        ("[!\"#$%&'()*+,\\-./"
+         ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
          " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+")};
     static const char *const poro[] = {" ?[^(\\s|.,!?…。，、।۔،)]+"};
     static const char *const tekken[] = {
-        "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?"
+        "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]"
+        "?"
         "((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"};
     static const char *const gpt4o[] = {
@@ -502,8 +506,8 @@ static bool spm_try_pair(const struct rb_engine_tokenizer *t, struct scratch *s,
     int32_t id = lookup(t, s->word.data + a->off, a->n + b->n);
     if (id == RB_ENGINE_TOKEN_NONE)
         return true;
-    struct pair p = {.key = -t->tokens[id].score, .rank = 0, .left = left, .right = right,
-                     .size = a->n + b->n};
+    struct pair p = {
+        .key = -t->tokens[id].score, .rank = 0, .left = left, .right = right, .size = a->n + b->n};
     return heap_push(&s->heap, p);
 }
 
@@ -673,8 +677,8 @@ static bool bpe_try_pair(const struct rb_engine_tokenizer *t, struct scratch *s,
     uint32_t rank;
     if (!rb__strmap_get(&t->merge_map, s->key.data, s->key.len, &rank))
         return true;
-    struct pair p = {.key = 0, .rank = (int32_t)rank, .left = left, .right = right,
-                     .size = a->n + b->n};
+    struct pair p = {
+        .key = 0, .rank = (int32_t)rank, .left = left, .right = right, .size = a->n + b->n};
     return heap_push(&s->heap, p);
 }
 
@@ -1072,8 +1076,8 @@ enum rb_status rb_engine_detokenize(const struct rb_engine_tokenizer *tok, const
                 char x1 = s[i + 1];
                 if (x1 == 's' || x1 == 'm')
                     w--;
-                else if (i + 2 < n3 && ((x1 == 'r' && s[i + 2] == 'e') ||
-                                        (x1 == 'v' && s[i + 2] == 'e')))
+                else if (i + 2 < n3 &&
+                         ((x1 == 'r' && s[i + 2] == 'e') || (x1 == 'v' && s[i + 2] == 'e')))
                     w--;
             }
             s[w++] = x;
@@ -1514,14 +1518,14 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
         for (size_t i = 0; i < nrx; i++) {
             int ec;
             PCRE2_SIZE eo;
-            t->regex[i] = pcre2_compile((PCRE2_SPTR)rx[i], PCRE2_ZERO_TERMINATED,
-                                        PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &ec, &eo,
-                                        NULL);
+            t->regex[i] =
+                pcre2_compile((PCRE2_SPTR)rx[i], PCRE2_ZERO_TERMINATED,
+                              PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
             if (!t->regex[i]) {
                 PCRE2_UCHAR msg[256];
                 pcre2_get_error_message(ec, msg, sizeof msg);
-                FAIL(RB_ERR_INTERNAL, "pre-tokenizer regex %zu of '%s': %s at %zu", i,
-                     t->pre_name, (const char *)msg, (size_t)eo);
+                FAIL(RB_ERR_INTERNAL, "pre-tokenizer regex %zu of '%s': %s at %zu", i, t->pre_name,
+                     (const char *)msg, (size_t)eo);
             }
             t->n_regex++;
             (void)pcre2_jit_compile(t->regex[i], PCRE2_JIT_COMPLETE); /* optional speed-up */
@@ -1552,6 +1556,9 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
             *id = RB_ENGINE_TOKEN_NONE;
         special_id(g, keys[i].key, t->n_vocab, id);
     }
+    /* WordPiece starts with [CLS]: converters that store only cls_token_id mean it as BOS */
+    if (t->type == RB_ENGINE_VOCAB_WPM && !rb_gguf_find(g, "tokenizer.ggml.bos_token_id"))
+        special_id(g, "tokenizer.ggml.cls_token_id", t->n_vocab, &t->bos);
     if (rb_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &bv) == RB_OK)
         t->add_bos = bv;
     if (rb_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &bv) == RB_OK)
@@ -1573,13 +1580,20 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
 
     /* ---- end-of-generation tokens, recognised by name as the reference does */
     {
-        static const char *const eot_names[] = {
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-            "<|end_of_text|>", "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
+        static const char *const eot_names[] = {"<|eot_id|>",
+                                                "<|im_end|>",
+                                                "<|end|>",
+                                                "<end_of_turn>",
+                                                "<|endoftext|>",
+                                                "<|end_of_text|>",
+                                                "<EOT>",
+                                                "_<EOT>",
+                                                "<｜end▁of▁sentence｜>",
+                                                "<end_of_utterance>"};
         static const char *const eog_names[] = {
-            "<|eot_id|>", "<|im_end|>",    "<|end|>",  "<end_of_turn>", "<|endoftext|>",
-            "<|eom_id|>", "<EOT>",         "_<EOT>",   "<|end_of_text|>", "<end_of_utterance>",
-            "<|return|>", "<|call|>"};
+            "<|eot_id|>",      "<|im_end|>",         "<|end|>",    "<end_of_turn>",
+            "<|endoftext|>",   "<|eom_id|>",         "<EOT>",      "_<EOT>",
+            "<|end_of_text|>", "<end_of_utterance>", "<|return|>", "<|call|>"};
         t->eog = calloc(RB_ARRAY_LEN(eog_names) + 3, sizeof *t->eog);
         if (!t->eog)
             FAIL(RB_ERR_NOMEM, "out of memory");
@@ -1588,12 +1602,13 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
             const char *s = t->text_arena + e->off;
             if (e->len > 32)
                 continue;
-            if (t->eot == RB_ENGINE_TOKEN_NONE && name_in(s, e->len, eot_names,
-                                                          RB_ARRAY_LEN(eot_names))) {
+            if (t->eot == RB_ENGINE_TOKEN_NONE &&
+                name_in(s, e->len, eot_names, RB_ARRAY_LEN(eot_names))) {
                 t->eot = (int32_t)i;
                 e->attr |= RB_ENGINE_TOKEN_ATTR_CONTROL;
             }
-            if (t->eom == RB_ENGINE_TOKEN_NONE && e->len == 10 && memcmp(s, "<|eom_id|>", 10) == 0) {
+            if (t->eom == RB_ENGINE_TOKEN_NONE && e->len == 10 &&
+                memcmp(s, "<|eom_id|>", 10) == 0) {
                 t->eom = (int32_t)i;
                 e->attr |= RB_ENGINE_TOKEN_ATTR_CONTROL;
             }

@@ -224,6 +224,11 @@ static bool sentences(const char *text, size_t start, size_t end,
     return true;
 }
 
+struct cursor {
+    size_t block, byte, chars;
+    bool valid;
+};
+
 struct builder {
     const struct rb_ingest_doc *doc;
     const struct rb_ingest_chunk_options *o;
@@ -231,6 +236,7 @@ struct builder {
     size_t block;
     char *section;
     bool oom;
+    struct cursor cur;
 };
 
 static size_t count(struct builder *bd, size_t s, size_t e)
@@ -292,15 +298,29 @@ struct out {
     size_t cap;
 };
 
-static size_t char_at(const struct rb_ingest_doc *d, size_t block, size_t off)
+/* Code point offset of byte `off` inside block `block`. A cursor remembers
+ * the last answer so that walking through a long block stays linear. */
+
+static size_t char_at(const struct rb_ingest_doc *d, struct cursor *cur, size_t block, size_t off)
 {
     const struct rb_ingest_block *b = &d->blocks[block];
-    size_t chars = b->char_start;
-    if (off >= b->byte_start) {
-        for (size_t i = b->byte_start; i < off && i < d->text_len; i++)
-            chars += ((unsigned char)d->text[i] & 0xC0) != 0x80;
+    if (off < b->byte_start)
+        off = b->byte_start;
+    if (!cur->valid || cur->block != block) {
+        cur->valid = true;
+        cur->block = block;
+        cur->byte = b->byte_start;
+        cur->chars = b->char_start;
     }
-    return chars;
+    if (off >= cur->byte) {
+        for (size_t i = cur->byte; i < off && i < d->text_len; i++)
+            cur->chars += ((unsigned char)d->text[i] & 0xC0) != 0x80;
+    } else {
+        for (size_t i = off; i < cur->byte; i++)
+            cur->chars -= ((unsigned char)d->text[i] & 0xC0) != 0x80;
+    }
+    cur->byte = off;
+    return cur->chars;
 }
 
 static enum rb_status make_chunk(struct builder *bd, struct out *o, size_t first, size_t last)
@@ -322,8 +342,8 @@ static enum rb_status make_chunk(struct builder *bd, struct out *o, size_t first
     memset(c, 0, sizeof *c);
     c->byte_start = a->start;
     c->byte_end = z->end;
-    c->char_start = char_at(d, a->block, a->start);
-    c->char_end = char_at(d, z->block, z->end);
+    c->char_start = char_at(d, &bd->cur, a->block, a->start);
+    c->char_end = char_at(d, &bd->cur, z->block, z->end);
     c->page_start = rb_ingest_doc_page_at(d, a->start);
     c->page_end = rb_ingest_doc_page_at(d, z->end > a->start ? z->end - 1 : a->start);
     size_t body = z->end - a->start;

@@ -89,8 +89,8 @@ int main(void)
         free(ids);
         free(out);
         /* an explicit system message replaces the default */
-        CHECK(rb_engine_chat_apply(tok, conv, 2, false, RB_ENGINE_CHAT_UNKNOWN, NULL, &out,
-                                   &err) == RB_OK);
+        CHECK(rb_engine_chat_apply(tok, conv, 2, false, RB_ENGINE_CHAT_UNKNOWN, NULL, &out, &err) ==
+              RB_OK);
         CHECK(out && strncmp(out, "<|im_start|>system\nYou answer", 29) == 0);
         free(out);
         rb_engine_tokenizer_free(tok);

@@ -59,8 +59,10 @@ static void vectors(const char *vocab, size_t max)
             snprintf(f, sizeof f, "%s/input.txt", tmp);
             REQUIRE(rb_fs_write_atomic(f, in + pos, end - pos) == RB_OK);
             char cmd[2048];
-            snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%sggml-vocab-%s.gguf' --no-bos "
-                     "--no-special '%s'", bin, path, vocab, f);
+            snprintf(cmd, sizeof cmd,
+                     "'%s' tokenize -m '%sggml-vocab-%s.gguf' --no-bos "
+                     "--no-special '%s'",
+                     bin, path, vocab, f);
             char *out;
             CHECK_EQ_INT(run(cmd, &out), 0);
             char *exp = line_n(want, idx);

@@ -351,8 +351,7 @@ static void check_known(void)
     CHECK_STR(rb_gguf_arch(g), "llama");
     uint32_t heads = 0, kv_heads = 0;
     CHECK(rb_gguf_get_arch_u32(g, "attention.head_count", &heads) == RB_OK && heads == 8);
-    CHECK(rb_gguf_get_arch_u32(g, "attention.head_count_kv", &kv_heads) == RB_OK &&
-          kv_heads == 4);
+    CHECK(rb_gguf_get_arch_u32(g, "attention.head_count_kv", &kv_heads) == RB_OK && kv_heads == 4);
     const struct rb_gguf_kv *tokens = NULL;
     CHECK(rb_gguf_get_arr(g, "tokenizer.ggml.tokens", &tokens) == RB_OK && tokens->n == 512);
     rb_gguf_close(g);
@@ -411,13 +410,16 @@ static void check_types(void)
     static const struct {
         uint32_t type, block, size;
     } expect[] = {
-        {RB_GGML_TYPE_F32, 1, 4},     {RB_GGML_TYPE_F16, 1, 2},     {RB_GGML_TYPE_BF16, 1, 2},
-        {RB_GGML_TYPE_Q4_0, 32, 18},  {RB_GGML_TYPE_Q4_1, 32, 20},  {RB_GGML_TYPE_Q5_0, 32, 22},
-        {RB_GGML_TYPE_Q5_1, 32, 24},  {RB_GGML_TYPE_Q8_0, 32, 34},  {RB_GGML_TYPE_Q8_1, 32, 36},
-        {RB_GGML_TYPE_Q2_K, 256, 84}, {RB_GGML_TYPE_Q3_K, 256, 110}, {RB_GGML_TYPE_Q4_K, 256, 144},
-        {RB_GGML_TYPE_Q5_K, 256, 176}, {RB_GGML_TYPE_Q6_K, 256, 210}, {RB_GGML_TYPE_Q8_K, 256, 292},
-        {RB_GGML_TYPE_IQ4_NL, 32, 18}, {RB_GGML_TYPE_IQ4_XS, 256, 136},
-        {RB_GGML_TYPE_IQ2_XXS, 256, 66}, {RB_GGML_TYPE_IQ3_S, 256, 110},
+        {RB_GGML_TYPE_F32, 1, 4},        {RB_GGML_TYPE_F16, 1, 2},
+        {RB_GGML_TYPE_BF16, 1, 2},       {RB_GGML_TYPE_Q4_0, 32, 18},
+        {RB_GGML_TYPE_Q4_1, 32, 20},     {RB_GGML_TYPE_Q5_0, 32, 22},
+        {RB_GGML_TYPE_Q5_1, 32, 24},     {RB_GGML_TYPE_Q8_0, 32, 34},
+        {RB_GGML_TYPE_Q8_1, 32, 36},     {RB_GGML_TYPE_Q2_K, 256, 84},
+        {RB_GGML_TYPE_Q3_K, 256, 110},   {RB_GGML_TYPE_Q4_K, 256, 144},
+        {RB_GGML_TYPE_Q5_K, 256, 176},   {RB_GGML_TYPE_Q6_K, 256, 210},
+        {RB_GGML_TYPE_Q8_K, 256, 292},   {RB_GGML_TYPE_IQ4_NL, 32, 18},
+        {RB_GGML_TYPE_IQ4_XS, 256, 136}, {RB_GGML_TYPE_IQ2_XXS, 256, 66},
+        {RB_GGML_TYPE_IQ3_S, 256, 110},
     };
     for (size_t i = 0; i < RB_ARRAY_LEN(expect); i++) {
         const struct rb_ggml_type_traits *t = rb_ggml_type_get(expect[i].type);

@@ -97,8 +97,8 @@ static void check_specials(void)
     const char *chat = "<|im_start|>user\nHi<|im_end|>\n";
     int32_t *ids = NULL;
     size_t n = 0;
-    CHECK(rb_engine_tokenize(tok, chat, strlen(chat), RB_ENGINE_TOKENIZE_PARSE_SPECIAL, &ids,
-                             &n) == RB_OK);
+    CHECK(rb_engine_tokenize(tok, chat, strlen(chat), RB_ENGINE_TOKENIZE_PARSE_SPECIAL, &ids, &n) ==
+          RB_OK);
     CHECK(n >= 5 && ids[0] == 151644 && ids[n - 2] == 151645);
     int32_t im_end = rb_engine_token_lookup(tok, "<|im_end|>", 10);
     CHECK_EQ_INT(im_end, 151645);
@@ -123,8 +123,7 @@ static void check_specials(void)
             RB_OK);
     CHECK(rb_engine_tokenizer_add_bos(tok) && rb_engine_token_bos(tok) == 1);
     const char *t = "Zoë 😀";
-    CHECK(rb_engine_tokenize(tok, t, strlen(t), RB_ENGINE_TOKENIZE_ADD_SPECIAL, &ids, &n) ==
-          RB_OK);
+    CHECK(rb_engine_tokenize(tok, t, strlen(t), RB_ENGINE_TOKENIZE_ADD_SPECIAL, &ids, &n) == RB_OK);
     CHECK(n > 4 && ids[0] == 1);
     char *back = NULL;
     size_t blen;

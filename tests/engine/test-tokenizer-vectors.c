@@ -118,8 +118,7 @@ static int run_pair(const char *vocab, const char *inp, const char *outp, double
         free(ids);
     }
     *ms = (double)(mono_ns() - t0) / 1e6;
-    fprintf(stderr, "%-32s %-20s %zu strings, %d mismatches, %.2f ms\n", vocab, inp, s.n, bad,
-            *ms);
+    fprintf(stderr, "%-32s %-20s %zu strings, %d mismatches, %.2f ms\n", vocab, inp, s.n, bad, *ms);
     free(s.s);
     free(s.len);
     free(in);
@@ -132,7 +131,7 @@ int main(void)
 {
     if (!rb_fs_is_dir(check_shared("testvectors/tokenizer")))
         CHECK_SKIP("no testvectors");
-    static const char *const vocabs[] = {"bert-bge", "deepseek-llm", "gpt-2", "llama-bpe",
+    static const char *const vocabs[] = {"bert-bge",  "deepseek-llm", "gpt-2", "llama-bpe",
                                          "llama-spm", "phi-3",        "qwen2"};
     double ms;
     for (size_t i = 0; i < RB_ARRAY_LEN(vocabs); i++) {

@@ -27,9 +27,22 @@ static enum rb_status build(meta_fn fn, struct rb_engine_tokenizer **tok, struct
 }
 
 /* ---- SPM */
-static const char *spm_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "c",
-                                   "ab",    "bc",  "abc",  ("\xe2\x96\x81" "abc"), "<0x41>", "<0xC3>",
-                                   "<0xA9>", "<ctl>"};
+static const char *spm_tokens[] = {"<unk>",
+                                   "<s>",
+                                   "</s>",
+                                   "\xe2\x96\x81",
+                                   "a",
+                                   "b",
+                                   "c",
+                                   "ab",
+                                   "bc",
+                                   "abc",
+                                   ("\xe2\x96\x81"
+                                    "abc"),
+                                   "<0x41>",
+                                   "<0xC3>",
+                                   "<0xA9>",
+                                   "<ctl>"};
 static void spm_meta(struct rb_gguf_writer *w)
 {
     size_t n = RB_ARRAY_LEN(spm_tokens);
@@ -99,7 +112,15 @@ static void test_spm(void)
 static void bpe_meta(struct rb_gguf_writer *w)
 {
     /* GPT-2 byte alphabet for the printable ASCII we use, plus merges */
-    const char *toks[] = {"a", "b", "c", "\xc4\xa0", "ab", "abc", ("\xc4\xa0" "a"), "bc",
+    const char *toks[] = {"a",
+                          "b",
+                          "c",
+                          "\xc4\xa0",
+                          "ab",
+                          "abc",
+                          ("\xc4\xa0"
+                           "a"),
+                          "bc",
                           "<|end|>"};
     const char *merges[] = {"b c", "a b", "ab c", "\xc4\xa0 a"};
     int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 1, 3};
@@ -157,15 +178,25 @@ static void test_bpe(void)
 /* ---- WordPiece */
 static void wpm_meta(struct rb_gguf_writer *w)
 {
-    const char *toks[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", ("\xe2\x96\x81" "cafe"), ("\xe2\x96\x81" "un"),
-                          "able", ("\xe2\x96\x81" ","), "\xe2\x96\x81\xe4\xbd\xa0"};
+    const char *toks[] = {"[PAD]",
+                          "[UNK]",
+                          "[CLS]",
+                          "[SEP]",
+                          ("\xe2\x96\x81"
+                           "cafe"),
+                          ("\xe2\x96\x81"
+                           "un"),
+                          "able",
+                          ("\xe2\x96\x81"
+                           ","),
+                          "\xe2\x96\x81\xe4\xbd\xa0"};
     int32_t types[] = {3, 3, 3, 3, 1, 1, 1, 1, 1};
     REQUIRE(rb_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert", 4) == RB_OK);
     REQUIRE(rb_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 9) == RB_OK);
     REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", RB_GGUF_TYPE_INT32, types, 9) ==
             RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1) == RB_OK);
-    REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2) == RB_OK);
+    REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2) == RB_OK); /* no bos key */
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3) == RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0) == RB_OK);
 }

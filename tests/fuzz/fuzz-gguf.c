@@ -66,8 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(ids);
         struct rb_engine_chat_message msgs[2] = {{"system", "s"}, {"user", "u"}};
         char *prompt = NULL;
-        if (rb_engine_chat_apply(tok, msgs, 2, true, RB_ENGINE_CHAT_CHATML, NULL, &prompt,
-                                 &err) == RB_OK)
+        if (rb_engine_chat_apply(tok, msgs, 2, true, RB_ENGINE_CHAT_CHATML, NULL, &prompt, &err) ==
+            RB_OK)
             sink += strlen(prompt);
         free(prompt);
         rb_engine_tokenizer_free(tok);

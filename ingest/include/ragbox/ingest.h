@@ -236,6 +236,15 @@ struct rb_ingest_embedder {
     size_t (*count_tokens)(void *ctx, const char *text, size_t len);
 };
 
+struct rb_engine_model;
+/* Fills *out with an embedder backed by an engine embedding model (borrowed,
+ * must outlive the embedder): vectors from rb_engine_embed, token counts from
+ * the model's own tokenizer (so chunk budgets are in the model's tokens).
+ * RB_ERR_INVALID when the model is not an embedding model. */
+RB_NODISCARD enum rb_status rb_ingest_embedder_from_engine(struct rb_engine_model *model,
+                                                           struct rb_ingest_embedder *out,
+                                                           struct rb_errmsg *err);
+
 /* =============================================================== pipeline */
 
 struct rb_index;
@@ -255,12 +264,23 @@ void rb_ingest_close(struct rb_ingest *ing);
 const char *rb_ingest_errmsg(struct rb_ingest *ing);
 
 /* Adds (or re-checks) a file or, recursively, a folder for collection_name
- * (created if absent): enqueues one durable job per file, and delete jobs
- * for indexed documents under a folder that no longer exist. *queued gets the
- * number of jobs (may be NULL). */
+ * (created when its first job runs): enqueues one durable job per file —
+ * with force, every file; without, only files whose size or mtime differ
+ * from what was last indexed (a rescan) — and delete jobs for documents
+ * under that path whose file is gone. Hidden and temporary files (".*",
+ * "~$*", "*.tmp", "*.part", "*.swp") and symlinks are skipped. *queued gets
+ * the number of jobs (may be NULL). */
 RB_NODISCARD enum rb_status rb_ingest_enqueue_path(struct rb_ingest *ing,
                                                    const char *collection_name, const char *path,
-                                                   size_t *queued);
+                                                   bool force, size_t *queued);
+/* Jobs not yet finished (queued or running) whose path is `path` or under it. */
+RB_NODISCARD enum rb_status rb_ingest_pending(struct rb_ingest *ing, const char *path,
+                                              int64_t *n);
+/* Last recorded outcome of a file: "indexed", "failed" (will retry),
+ * "quarantined", or NULL when unknown; error text into *error (caller frees,
+ * may be NULL). */
+RB_NODISCARD enum rb_status rb_ingest_file_state(struct rb_ingest *ing, const char *collection,
+                                                 const char *path, char **state, char **error);
 
 struct rb_ingest_job_result {
     char *path;         /* absolute */
