@@ -31,21 +31,12 @@ RB_CLI_DECLARE(rb_cmd_search)
 RB_CLI_DECLARE(rb_cmd_ingest)
 RB_CLI_DECLARE(rb_cmd_ingest_status)
 RB_CLI_DECLARE(rb_cmd_ingestd)
-/* engine (engine-gguf) */
-RB_CLI_DECLARE(rb_cmd_tokenize)
-RB_CLI_DECLARE(rb_cmd_model_info)
-/* engine (engine-compute) */
-RB_CLI_DECLARE(rb_cmd_generate)
-RB_CLI_DECLARE(rb_cmd_embed)
-RB_CLI_DECLARE(rb_cmd_bench)
-RB_CLI_DECLARE(rb_cmd_model_quantize)
 
 /* answer */
 RB_CLI_DECLARE(rb_cmd_ask)
 RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
 RB_CLI_DECLARE(rb_cmd_forget)
-
 
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
@@ -58,8 +49,6 @@ RB_CLI_DECLARE(rb_cmd_verticals_list)
 RB_CLI_DECLARE(rb_cmd_verticals_show)
 RB_CLI_DECLARE(rb_cmd_verticals_check)
 
-static const struct rb_cli_command commands[] = {
-    {"version", "print the version", rb_cmd_version},
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
     /* index (cli/cmd-index.c) */
@@ -85,15 +74,6 @@ static const struct rb_cli_command commands[] = {
     {"bench", "measure prompt processing and generation speed (llama-bench style)",
      rb_cmd_bench},
     {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
-    /* index (cli/cmd-index.c) */
-    {"collection create", "create a collection", rb_cmd_collection_create},
-    {"collection list", "list collections with their counts", rb_cmd_collection_list},
-    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
-    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
-    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
-    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
-    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
-    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
     /* answer */
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
