@@ -87,7 +87,6 @@ RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
 RB_CLI_DECLARE(rb_cmd_forget)
 
-
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
@@ -101,6 +100,19 @@ RB_CLI_DECLARE(rb_cmd_verticals_check)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* index (cli/cmd-index.c) */
+    {"collection create", "create a collection", rb_cmd_collection_create},
+    {"collection list", "list collections with their counts", rb_cmd_collection_list},
+    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
+    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
+    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
+    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
+    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
+    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+    /* ingest (cli/cmd-ingest.c) */
+    {"ingest", "parse, chunk and index files and folders into a collection", rb_cmd_ingest},
+    {"ingest status", "ingest queue, failures and throughput", rb_cmd_ingest_status},
+    {"ingestd", "the ingest daemon: keep collections in step with watched folders", rb_cmd_ingestd},
     /* engine (engine-gguf) */
     {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
     {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
