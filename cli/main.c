@@ -9,9 +9,23 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* ops (cmd-ops.c): operations of the packaged appliance */
+RB_CLI_DECLARE(rb_cmd_doctor)
+RB_CLI_DECLARE(rb_cmd_backup)
+RB_CLI_DECLARE(rb_cmd_restore)
+RB_CLI_DECLARE(rb_cmd_model_add)
+RB_CLI_DECLARE(rb_cmd_model_list)
+RB_CLI_DECLARE(rb_cmd_migrate)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* ops (cmd-ops.c) */
+    {"doctor", "check configuration, data, models, index, audit, disk, GPU, services", rb_cmd_doctor},
+    {"backup", "consistent online backup of the data directory into DIR", rb_cmd_backup},
+    {"restore", "verify a backup and restore it into the data directory", rb_cmd_restore},
+    {"model add", "install a GGUF model (hash recorded, configuration updated)", rb_cmd_model_add},
+    {"model list", "list installed models; --verify re-hashes them", rb_cmd_model_list},
+    {"migrate", "bring the database schema up to this version (run on upgrade)", rb_cmd_migrate},
 };
 
 int rb_cli_fail(const char *fmt, ...)
