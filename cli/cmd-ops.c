@@ -269,8 +269,98 @@ static uint64_t ops_le64(const unsigned char *p)
     return (uint64_t)ops_le32(p) | (uint64_t)ops_le32(p + 4) << 32;
 }
 
-/* Validates a GGUF file: magic "GGUF", version 2 or 3, plausible tensor and
- * metadata counts for its size; then the engine's full validation if linked. */
+/* A bounded reader over the file for the metadata walk below. */
+struct ops_reader {
+    int fd;
+    uint64_t pos;
+    uint64_t size;
+    bool ok;
+};
+
+static void ops_read(struct ops_reader *r, void *out, size_t n)
+{
+    if (!r->ok || n > r->size || r->pos > r->size - n) {
+        r->ok = false;
+        memset(out, 0, n);
+        return;
+    }
+    if (pread(r->fd, out, n, (off_t)r->pos) != (ssize_t)n) {
+        r->ok = false;
+        memset(out, 0, n);
+        return;
+    }
+    r->pos += n;
+}
+
+static uint64_t ops_read_u64(struct ops_reader *r)
+{
+    unsigned char b[8];
+    ops_read(r, b, 8);
+    return ops_le64(b);
+}
+
+static uint32_t ops_read_u32(struct ops_reader *r)
+{
+    unsigned char b[4];
+    ops_read(r, b, 4);
+    return ops_le32(b);
+}
+
+static void ops_skip(struct ops_reader *r, uint64_t n)
+{
+    if (!r->ok || n > r->size - r->pos)
+        r->ok = false;
+    else
+        r->pos += n;
+}
+
+/* GGUF metadata value types: fixed sizes of 0..12 (8 = string, 9 = array). */
+static int ops_gguf_scalar_size(uint32_t t)
+{
+    static const int sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, -1, -1, 8, 8, 8};
+    return t < RB_ARRAY_LEN(sizes) ? sizes[t] : 0;
+}
+
+/* Skips one value of type t; copies a string value into out (when given). */
+static void ops_gguf_skip_value(struct ops_reader *r, uint32_t t, char *out, size_t out_size,
+                                int depth)
+{
+    if (t == 8) {
+        uint64_t n = ops_read_u64(r);
+        if (out && r->ok && n < out_size) {
+            ops_read(r, out, (size_t)n);
+            out[r->ok ? n : 0] = '\0';
+        } else {
+            ops_skip(r, n);
+        }
+    } else if (t == 9) {
+        uint32_t et = ops_read_u32(r);
+        uint64_t n = ops_read_u64(r);
+        int es = ops_gguf_scalar_size(et);
+        if (depth > 2 || es == 0) {
+            r->ok = false;
+        } else if (es > 0) {
+            if (n > r->size / (uint64_t)es)
+                r->ok = false;
+            else
+                ops_skip(r, n * (uint64_t)es);
+        } else {
+            for (uint64_t i = 0; i < n && r->ok; i++)
+                ops_gguf_skip_value(r, et, NULL, 0, depth + 1);
+        }
+    } else {
+        int sz = ops_gguf_scalar_size(t);
+        if (sz <= 0)
+            r->ok = false;
+        else
+            ops_skip(r, (uint64_t)sz);
+    }
+}
+
+/* Validates a GGUF file: magic "GGUF", version 2 or 3, every metadata entry
+ * and tensor description inside the file, and every tensor's data starting
+ * inside it (a truncated download is caught); then the engine's full
+ * validation (tensor types and sizes) when the engine is built in. */
 static enum rb_status ops_gguf_check(const char *path, struct ops_gguf *g, struct rb_errmsg *err)
 {
     memset(g, 0, sizeof *g);
@@ -285,29 +375,84 @@ static enum rb_status ops_gguf_check(const char *path, struct ops_gguf *g, struc
     }
     unsigned char h[24];
     ssize_t n = pread(fd, h, sizeof h, 0);
-    close(fd);
-    if (n != (ssize_t)sizeof h)
+    if (n != (ssize_t)sizeof h) {
+        close(fd);
         return rb_errmsg_set(err, RB_ERR_FORMAT,
                              "%s: not a GGUF model (%lld bytes, shorter than a GGUF header)",
                              path, (long long)sb.st_size);
-    if (memcmp(h, "GGUF", 4) != 0)
+    }
+    if (memcmp(h, "GGUF", 4) != 0) {
+        close(fd);
         return rb_errmsg_set(err, RB_ERR_FORMAT,
                              "%s: not a GGUF model (the file does not start with \"GGUF\")", path);
+    }
     g->version = ops_le32(h + 4);
-    if (g->version != 2 && g->version != 3)
+    if (g->version != 2 && g->version != 3) {
+        close(fd);
         return rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
                              "%s: GGUF version %u is not supported (2 and 3 are)", path,
                              g->version);
+    }
     g->n_tensors = ops_le64(h + 8);
     g->n_kv = ops_le64(h + 16);
     /* Each tensor info and each key/value takes well over 8 bytes. */
     uint64_t size = (uint64_t)sb.st_size;
-    if (g->n_tensors == 0 || g->n_tensors > size / 8 || g->n_kv > size / 8)
+    if (g->n_tensors == 0 || g->n_tensors > size / 8 || g->n_kv > size / 8) {
+        close(fd);
         return rb_errmsg_set(err, RB_ERR_CORRUPT,
                              "%s: GGUF header claims %llu tensors and %llu metadata entries, "
                              "impossible for a %llu-byte file (truncated or corrupt)",
                              path, (unsigned long long)g->n_tensors,
                              (unsigned long long)g->n_kv, (unsigned long long)size);
+    }
+    struct ops_reader r = {fd, 24, size, true};
+    uint64_t alignment = 32;
+    for (uint64_t i = 0; i < g->n_kv && r.ok; i++) {
+        char key[128] = "";
+        uint64_t klen = ops_read_u64(&r);
+        if (klen < sizeof key)
+            ops_read(&r, key, (size_t)klen);
+        else
+            ops_skip(&r, klen);
+        uint32_t t = ops_read_u32(&r);
+        if (strcmp(key, "general.architecture") == 0 && t == 8)
+            ops_gguf_skip_value(&r, t, g->architecture, sizeof g->architecture, 0);
+        else if (strcmp(key, "general.name") == 0 && t == 8)
+            ops_gguf_skip_value(&r, t, g->name, sizeof g->name, 0);
+        else if (strcmp(key, "general.alignment") == 0 && t == 4)
+            alignment = ops_read_u32(&r);
+        else
+            ops_gguf_skip_value(&r, t, NULL, 0, 0);
+    }
+    uint64_t max_offset = 0;
+    for (uint64_t i = 0; i < g->n_tensors && r.ok; i++) {
+        ops_skip(&r, ops_read_u64(&r)); /* name */
+        uint32_t n_dims = ops_read_u32(&r);
+        if (n_dims == 0 || n_dims > 8) {
+            r.ok = false;
+            break;
+        }
+        ops_skip(&r, 8ull * n_dims);
+        ops_read_u32(&r); /* type */
+        uint64_t off = ops_read_u64(&r);
+        if (off > max_offset)
+            max_offset = off;
+    }
+    close(fd);
+    if (!r.ok)
+        return rb_errmsg_set(err, RB_ERR_CORRUPT,
+                             "%s: GGUF metadata or tensor table runs past the end of the file "
+                             "or is malformed (truncated or corrupt)",
+                             path);
+    if (alignment == 0 || alignment > 65536 || (alignment & (alignment - 1)))
+        return rb_errmsg_set(err, RB_ERR_CORRUPT, "%s: invalid general.alignment %llu", path,
+                             (unsigned long long)alignment);
+    uint64_t data_start = (r.pos + alignment - 1) / alignment * alignment;
+    if (data_start > size || max_offset >= size - data_start)
+        return rb_errmsg_set(err, RB_ERR_CORRUPT,
+                             "%s: tensor data lies beyond the end of the %llu-byte file "
+                             "(truncated copy?)",
+                             path, (unsigned long long)size);
 #ifdef RB_OPS_HAVE_ENGINE
     struct rb_engine_model_info *info = NULL;
     enum rb_status st = rb_engine_model_info_read(path, &info, err);
@@ -419,6 +564,8 @@ static char *ops_ini_set(const char *text, const char *section, const char *key,
             break;
         i = e + 1;
     }
+    if (st == RB_OK && out.len && out.data[out.len - 1] != '\n')
+        st = rb_buf_append(&out, "\n", 1);
     if (st == RB_OK && sec_start < 0) {
         if (out.len && out.data[out.len - 1] != '\n')
             st = rb_buf_append(&out, "\n", 1);
@@ -452,6 +599,10 @@ static enum rb_status ops_config_set(const char *path, const char *section, cons
     }
     if (st != RB_OK)
         return rb_errmsg_set(err, st, "%s: cannot read: %s", path, rb_status_str(st));
+    if (strlen(text) != len) {
+        free(text);
+        return rb_errmsg_set(err, RB_ERR_CONFIG, "%s: contains a NUL byte", path);
+    }
     if (strchr(value, '\n') || strchr(value, '\r')) {
         free(text);
         return rb_errmsg_set(err, RB_ERR_INVALID, "configuration values cannot contain newlines");
