@@ -720,14 +720,16 @@ int rb_cmd_model_add(struct rb_cli *cli, int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *role = "chat", *name = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    optind = 0; /* full re-initialisation of GNU getopt (main used it); options may follow FILE */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'r')
             role = optarg;
         else if (c == 'n')
             name = optarg;
         else
-            return rb_cli_usage("model add", "unknown option");
+            return rb_cli_usage("model add", "unknown option or missing value: '%s'",
+                                argv[optind - 1]);
     }
     if (optind != argc - 1)
         return rb_cli_usage("model add", "expected one FILE.gguf");

@@ -38,7 +38,7 @@ check "doctor passes with models" rb doctor >"$T/doctor1.txt"
 check "doctor: hashes match" grep -q "2 model files present with matching SHA-256" "$T/doctor1.txt"
 
 # Re-adding replaces the entry (one entry per file name).
-check "model add again" rb model add "$chat" >/dev/null 2>&1
+check "model add again (options after FILE)" rb model add "$chat" --role chat >/dev/null 2>&1
 check "one manifest entry per file" [ "$(grep -c '"file":' "$D/models/manifest.json")" = 2 ]
 
 # Hostile and wrong inputs: clear errors, nothing installed.
