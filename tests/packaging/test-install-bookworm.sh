@@ -3,7 +3,7 @@
 #
 #  1. cpack builds the .deb of this build tree (version V) and a newer one (V+1 patch).
 #  2. A fresh root is unpacked from a cached `debootstrap --variant=minbase bookworm`
-#     (tests/packaging/bookworm-root.sh builds the cache once, from the mirror apt uses).
+#     (packaging/bookworm-root.sh builds the cache once, from the mirror apt uses).
 #  3. `apt-get install ./ragbox_V_amd64.deb` inside it: apt resolves the
 #     dependencies dpkg-shlibdeps declared, from the Debian archive.
 #  4. Checks the install: user, directories and modes, conffile, units; runs the
@@ -20,7 +20,7 @@
 BUILD=${RAGBOX_BUILD:?}
 SRC=${RAGBOX_SOURCE:?}
 HERE=$(cd "$(dirname "$0")" && pwd)
-bash "$HERE/bookworm-root.sh" --check || exit $?
+bash "$SRC/packaging/bookworm-root.sh" --check || exit $?
 command -v cpack >/dev/null || skip "cpack not installed"
 command -v curl >/dev/null || skip "curl not installed (needed for the API step)"
 
@@ -64,7 +64,7 @@ check "built $deb2" [ -s "$deb2" ]
 phase "cpack: ragbox $version and $newer"
 
 # --- 2. a clean bookworm root --------------------------------------------------------
-tarball=$(bash "$HERE/bookworm-root.sh") || { bad "cannot build the bookworm root"; finish; exit 1; }
+tarball=$(bash "$SRC/packaging/bookworm-root.sh") || { bad "cannot build the bookworm root"; finish; exit 1; }
 phase "base root ready: $tarball"
 mkdir -p "$R"
 tar -C "$R" --numeric-owner -xf "$tarball"

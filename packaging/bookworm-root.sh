@@ -2,8 +2,8 @@
 # Prints the path of a cached tarball of a clean Debian bookworm root
 # (debootstrap --variant=minbase), building it once.
 #
-#   tests/packaging/bookworm-root.sh            build if missing, print the tarball path
-#   tests/packaging/bookworm-root.sh --check    exit 77 (with a reason) if it cannot be built here
+#   packaging/bookworm-root.sh            build if missing, print the tarball path
+#   packaging/bookworm-root.sh --check    exit 77 (with a reason) if it cannot be built here
 #
 # The archive mirror is the one apt on this host already uses (deb822
 # /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list), so the
