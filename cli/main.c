@@ -9,6 +9,15 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* index (cli/cmd-index.c) */
+RB_CLI_DECLARE(rb_cmd_collection_create)
+RB_CLI_DECLARE(rb_cmd_collection_list)
+RB_CLI_DECLARE(rb_cmd_collection_delete)
+RB_CLI_DECLARE(rb_cmd_index_add)
+RB_CLI_DECLARE(rb_cmd_index_stats)
+RB_CLI_DECLARE(rb_cmd_index_verify)
+RB_CLI_DECLARE(rb_cmd_index_rebuild)
+RB_CLI_DECLARE(rb_cmd_search)
 /* ops (cmd-ops.c): operations of the packaged appliance */
 RB_CLI_DECLARE(rb_cmd_doctor)
 RB_CLI_DECLARE(rb_cmd_backup)
@@ -19,6 +28,15 @@ RB_CLI_DECLARE(rb_cmd_migrate)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* index (cli/cmd-index.c) */
+    {"collection create", "create a collection", rb_cmd_collection_create},
+    {"collection list", "list collections with their counts", rb_cmd_collection_list},
+    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
+    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
+    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
+    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
+    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
+    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
     /* ops (cmd-ops.c) */
     {"doctor", "check configuration, data, models, index, audit, disk, GPU, services", rb_cmd_doctor},
     {"backup", "consistent online backup of the data directory into DIR", rb_cmd_backup},
