@@ -9,6 +9,16 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
+RB_CLI_DECLARE(rb_cmd_audit_verify)
+RB_CLI_DECLARE(rb_cmd_audit_export)
+RB_CLI_DECLARE(rb_cmd_audit_query)
+RB_CLI_DECLARE(rb_cmd_audit_pubkey)
+RB_CLI_DECLARE(rb_cmd_audit_checkpoint)
+RB_CLI_DECLARE(rb_cmd_redact)
+RB_CLI_DECLARE(rb_cmd_verticals_list)
+RB_CLI_DECLARE(rb_cmd_verticals_show)
+RB_CLI_DECLARE(rb_cmd_verticals_check)
 /* index (cli/cmd-index.c) */
 RB_CLI_DECLARE(rb_cmd_collection_create)
 RB_CLI_DECLARE(rb_cmd_collection_list)
@@ -28,6 +38,17 @@ RB_CLI_DECLARE(rb_cmd_migrate)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* audit and verticals */
+    {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
+    {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
+     rb_cmd_audit_export},
+    {"audit query", "list audit records matching filters", rb_cmd_audit_query},
+    {"audit pubkey", "export the audit signing public key", rb_cmd_audit_pubkey},
+    {"audit checkpoint", "write a signed audit checkpoint now", rb_cmd_audit_checkpoint},
+    {"redact", "show what the redaction rules would remove from a file", rb_cmd_redact},
+    {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
+    {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
+    {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
     /* index (cli/cmd-index.c) */
     {"collection create", "create a collection", rb_cmd_collection_create},
     {"collection list", "list collections with their counts", rb_cmd_collection_list},
