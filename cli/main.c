@@ -9,6 +9,14 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
+/* engine (engine-gguf) */
+RB_CLI_DECLARE(rb_cmd_tokenize)
+RB_CLI_DECLARE(rb_cmd_model_info)
+/* engine (engine-compute) */
+RB_CLI_DECLARE(rb_cmd_generate)
+RB_CLI_DECLARE(rb_cmd_embed)
+RB_CLI_DECLARE(rb_cmd_bench)
+RB_CLI_DECLARE(rb_cmd_model_quantize)
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
@@ -38,6 +46,16 @@ RB_CLI_DECLARE(rb_cmd_migrate)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
+    /* engine (engine-gguf) */
+    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
+    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
+     rb_cmd_model_info},
+    /* engine (engine-compute) */
+    {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
+    {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
+    {"bench", "measure prompt processing and generation speed (llama-bench style)",
+     rb_cmd_bench},
+    {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
     /* audit and verticals */
     {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
     {"audit export", "export audit records (JSONL or CSV) for the compliance officer",

@@ -27,6 +27,7 @@ pkgs=(
   libcjson-dev                                 # JSON
   libinih-dev                                  # configuration file parser
   libpcre2-dev                                 # tokenizer pre-tokenizer regexes, redaction rules
+  libicu-dev                                   # Unicode NFD, categories, case mapping (BERT WordPiece normaliser)
   libcurl4-openssl-dev                         # remote OpenAI-compatible backend, API tests
   libmicrohttpd-dev                            # HTTP server
   libargon2-dev                                # password hashing (Argon2id)

@@ -1,0 +1,468 @@
+/* CPU kernels: scalar reference row operations, SIMD dispatch, thread pool, matmul. */
+#include "kernels.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "ggml-types.h"
+#include "quant-block.h"
+
+/* ============================================================ scalar row operations */
+
+static void act_f32(const float *x, void *y, int64_t n)
+{
+    memcpy(y, x, (size_t)n * sizeof(float));
+}
+static void act_f16(const float *x, void *y, int64_t n)
+{
+    rb_half *h = y;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = rb_fp32_to_fp16(x[i]);
+}
+static void act_bf16(const float *x, void *y, int64_t n)
+{
+    rb_bf16 *h = y;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = rb_fp32_to_bf16(x[i]);
+}
+static void act_q8_0(const float *x, void *y, int64_t n)
+{
+    struct rb_block_q8_0 *b = y;
+    for (int64_t i = 0; i < n / RB_QB; i++)
+        rb_quant_q8_0(x + i * RB_QB, b + i);
+}
+static void act_q8_1(const float *x, void *y, int64_t n)
+{
+    struct rb_block_q8_1 *b = y;
+    for (int64_t i = 0; i < n / RB_QB; i++)
+        rb_quant_q8_1(x + i * RB_QB, b + i);
+}
+static void act_q8_k(const float *x, void *y, int64_t n)
+{
+    struct rb_block_q8_k *b = y;
+    for (int64_t i = 0; i < n / RB_QBK; i++)
+        rb_quant_q8_k(x + i * RB_QBK, b + i);
+}
+
+static float dot_f32(int64_t n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    double s = 0; /* scalar reference: accumulate in double */
+    for (int64_t i = 0; i < n; i++)
+        s += (double)x[i] * y[i];
+    return (float)s;
+}
+static float dot_f16(int64_t n, const void *w, const void *a)
+{
+    const rb_half *x = w, *y = a;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(rb_fp16_to_fp32(x[i]) * rb_fp16_to_fp32(y[i]));
+    return (float)s;
+}
+static float dot_bf16(int64_t n, const void *w, const void *a)
+{
+    const rb_bf16 *x = w, *y = a;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(rb_bf16_to_fp32(x[i]) * rb_bf16_to_fp32(y[i]));
+    return (float)s;
+}
+
+#define RB_DOT_BLOCKS(name, wt, at, fn, bs)                                                        \
+    static float name(int64_t n, const void *w, const void *a)                                    \
+    {                                                                                              \
+        const wt *x = w;                                                                           \
+        const at *y = a;                                                                           \
+        float s = 0;                                                                               \
+        for (int64_t i = 0; i < n / (bs); i++)                                                     \
+            s += fn(x + i, y + i);                                                                 \
+        return s;                                                                                  \
+    }
+RB_DOT_BLOCKS(dot_q8_0, struct rb_block_q8_0, struct rb_block_q8_0, rb_dot_q8_0_q8_0, RB_QB)
+RB_DOT_BLOCKS(dot_q4_0, struct rb_block_q4_0, struct rb_block_q8_0, rb_dot_q4_0_q8_0, RB_QB)
+RB_DOT_BLOCKS(dot_q4_1, struct rb_block_q4_1, struct rb_block_q8_1, rb_dot_q4_1_q8_1, RB_QB)
+RB_DOT_BLOCKS(dot_q5_0, struct rb_block_q5_0, struct rb_block_q8_0, rb_dot_q5_0_q8_0, RB_QB)
+RB_DOT_BLOCKS(dot_q4_k, struct rb_block_q4_k, struct rb_block_q8_k, rb_dot_q4_k_q8_k, RB_QBK)
+RB_DOT_BLOCKS(dot_q5_k, struct rb_block_q5_k, struct rb_block_q8_k, rb_dot_q5_k_q8_k, RB_QBK)
+RB_DOT_BLOCKS(dot_q6_k, struct rb_block_q6_k, struct rb_block_q8_k, rb_dot_q6_k_q8_k, RB_QBK)
+
+static void deq_f32(const void *w, float *y, int64_t n)
+{
+    memcpy(y, w, (size_t)n * sizeof(float));
+}
+static void deq_f16(const void *w, float *y, int64_t n)
+{
+    const rb_half *x = w;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = rb_fp16_to_fp32(x[i]);
+}
+static void deq_bf16(const void *w, float *y, int64_t n)
+{
+    const rb_bf16 *x = w;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = rb_bf16_to_fp32(x[i]);
+}
+#define RB_DEQ_BLOCKS(name, wt, fn, bs)                                                            \
+    static void name(const void *w, float *y, int64_t n)                                           \
+    {                                                                                              \
+        const wt *x = w;                                                                           \
+        for (int64_t i = 0; i < n / (bs); i++)                                                     \
+            fn(x + i, y + i * (bs));                                                               \
+    }
+RB_DEQ_BLOCKS(deq_q8_0, struct rb_block_q8_0, rb_dequant_q8_0, RB_QB)
+RB_DEQ_BLOCKS(deq_q4_0, struct rb_block_q4_0, rb_dequant_q4_0, RB_QB)
+RB_DEQ_BLOCKS(deq_q4_1, struct rb_block_q4_1, rb_dequant_q4_1, RB_QB)
+RB_DEQ_BLOCKS(deq_q5_0, struct rb_block_q5_0, rb_dequant_q5_0, RB_QB)
+RB_DEQ_BLOCKS(deq_q4_k, struct rb_block_q4_k, rb_dequant_q4_k, RB_QBK)
+RB_DEQ_BLOCKS(deq_q5_k, struct rb_block_q5_k, rb_dequant_q5_k, RB_QBK)
+RB_DEQ_BLOCKS(deq_q6_k, struct rb_block_q6_k, rb_dequant_q6_k, RB_QBK)
+
+#define OPS(t, at, bl, wb, abl, ab, q, d, dq)                                                      \
+    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL}
+static const struct rb_type_ops scalar_ops[] = {
+    OPS(F32, F32, 1, 4, 1, 4, act_f32, dot_f32, deq_f32),
+    OPS(F16, F16, 1, 2, 1, 2, act_f16, dot_f16, deq_f16),
+    OPS(BF16, BF16, 1, 2, 1, 2, act_bf16, dot_bf16, deq_bf16),
+    OPS(Q8_0, Q8_0, 32, 34, 32, 34, act_q8_0, dot_q8_0, deq_q8_0),
+    OPS(Q4_0, Q8_0, 32, 18, 32, 34, act_q8_0, dot_q4_0, deq_q4_0),
+    OPS(Q4_1, Q8_1, 32, 20, 32, 36, act_q8_1, dot_q4_1, deq_q4_1),
+    OPS(Q5_0, Q8_0, 32, 22, 32, 34, act_q8_0, dot_q5_0, deq_q5_0),
+    OPS(Q4_K, Q8_K, 256, 144, 256, 292, act_q8_k, dot_q4_k, deq_q4_k),
+    OPS(Q5_K, Q8_K, 256, 176, 256, 292, act_q8_k, dot_q5_k, deq_q5_k),
+    OPS(Q6_K, Q8_K, 256, 210, 256, 292, act_q8_k, dot_q6_k, deq_q6_k),
+};
+#define N_OPS (sizeof scalar_ops / sizeof scalar_ops[0])
+
+static struct rb_type_ops level_ops[3][N_OPS];
+static enum rb_simd g_level;
+static enum rb_simd g_supported;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static rb_axpy_f16_fn g_axpy_f16_simd;
+
+void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
+{
+    if (g_axpy_f16_simd && g_level >= RB_SIMD_AVX2) {
+        g_axpy_f16_simd(y, a, x, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * rb_fp16_to_fp32(x[i]);
+}
+
+static void init_ops(void)
+{
+    g_supported = RB_SIMD_SCALAR;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        g_supported = RB_SIMD_AVX2;
+    if (g_supported == RB_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        g_supported = RB_SIMD_AVX512;
+#endif
+    g_level = g_supported;
+    if (g_supported >= RB_SIMD_AVX2)
+        g_axpy_f16_simd = rb__avx2_axpy_f16();
+    const char *env = getenv("RAGBOX_SIMD");
+    if (env) {
+        enum rb_simd want = g_supported;
+        if (strcmp(env, "scalar") == 0)
+            want = RB_SIMD_SCALAR;
+        else if (strcmp(env, "avx2") == 0)
+            want = RB_SIMD_AVX2;
+        else if (strcmp(env, "avx512") == 0)
+            want = RB_SIMD_AVX512;
+        g_level = want < g_supported ? want : g_supported;
+    }
+    for (size_t i = 0; i < N_OPS; i++) {
+        level_ops[0][i] = scalar_ops[i];
+        level_ops[1][i] = scalar_ops[i];
+        level_ops[2][i] = scalar_ops[i];
+        if (g_supported >= RB_SIMD_AVX2) {
+            rb_vec_dot_fn f = rb__avx2_vec_dot(scalar_ops[i].type);
+            if (f) {
+                level_ops[1][i].vec_dot = f;
+                level_ops[2][i].vec_dot = f;
+            }
+            rb_vec_dot4_fn f4 = rb__avx2_vec_dot4(scalar_ops[i].type);
+            level_ops[1][i].vec_dot4 = f4;
+            level_ops[2][i].vec_dot4 = f4;
+        }
+        if (g_supported >= RB_SIMD_AVX512) {
+            rb_vec_dot_fn f = rb__avx512_vec_dot(scalar_ops[i].type);
+            if (f)
+                level_ops[2][i].vec_dot = f;
+        }
+    }
+}
+
+enum rb_simd rb__simd_level(void)
+{
+    pthread_once(&g_once, init_ops);
+    return g_level;
+}
+
+enum rb_simd rb__simd_supported(void)
+{
+    pthread_once(&g_once, init_ops);
+    return g_supported;
+}
+
+const char *rb__simd_name(enum rb_simd s)
+{
+    return s == RB_SIMD_AVX512 ? "avx512" : s == RB_SIMD_AVX2 ? "avx2" : "scalar";
+}
+
+const struct rb_type_ops *rb__type_ops_at(uint32_t type, enum rb_simd level)
+{
+    pthread_once(&g_once, init_ops);
+    if (level > g_supported)
+        level = g_supported;
+    for (size_t i = 0; i < N_OPS; i++)
+        if (scalar_ops[i].type == type)
+            return &level_ops[level][i];
+    return NULL;
+}
+
+const struct rb_type_ops *rb__type_ops(uint32_t type)
+{
+    return rb__type_ops_at(type, rb__simd_level());
+}
+
+size_t rb__act_row_bytes(const struct rb_type_ops *ops, int64_t n)
+{
+    return (size_t)(n / ops->act_blck) * ops->act_bytes;
+}
+
+float rb__dot_f32(const float *a, const float *b, int64_t n)
+{
+    float s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void rb__axpy_f32(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+double rb__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ============================================================ thread pool
+ * Workers spin briefly on a generation counter (a decode step issues hundreds of
+ * small jobs; a condition-variable wake per job would cost more than the job), then
+ * sleep on the condition variable. Invariant: `gen` increments once per job; a
+ * worker runs the job of every generation it observes exactly once; `pending`
+ * counts workers that have not finished the current generation. */
+struct rb_pool {
+    int n;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;
+    atomic_int pending;
+    atomic_bool stop;
+    rb_pool_fn fn;
+    void *ctx;
+};
+
+struct rb_worker_arg {
+    struct rb_pool *p;
+    int ith;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+static void *worker_main(void *arg)
+{
+    struct rb_worker_arg *wa = arg;
+    struct rb_pool *p = wa->p;
+    const int ith = wa->ith;
+    free(wa);
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            if (atomic_load(&p->stop))
+                return NULL;
+            if (++spins < 20000) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            spins = 0;
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = g;
+        p->fn(p->ctx, ith, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+}
+
+enum rb_status rb__pool_create(int n_threads, struct rb_pool **out)
+{
+    *out = NULL;
+    if (n_threads < 1)
+        n_threads = 1;
+    if (n_threads > 256)
+        n_threads = 256;
+    struct rb_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return RB_ERR_NOMEM;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, false);
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) {
+        free(p);
+        return RB_ERR_NOMEM;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        struct rb_worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->p = p;
+            wa->ith = i;
+        }
+        if (!wa || pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            p->n = i; /* only i-1 workers exist */
+            rb__pool_free(p);
+            return RB_ERR_NOMEM;
+        }
+    }
+    *out = p;
+    return RB_OK;
+}
+
+void rb__pool_free(struct rb_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, true);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p);
+}
+
+int rb__pool_size(const struct rb_pool *p)
+{
+    return p ? p->n : 1;
+}
+
+void rb__pool_run(struct rb_pool *p, rb_pool_fn fn, void *ctx)
+{
+    if (!p || p->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->n);
+    /* a worker may have been preempted (shared cores): yield rather than burn our slice */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < 4096)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+/* ============================================================ matmul */
+
+struct matmul_job {
+    const struct rb_type_ops *ops;
+    const uint8_t *W;
+    size_t w_row_bytes;
+    int64_t n_rows, n_cols;
+    const uint8_t *act;
+    size_t act_stride;
+    int n_tok;
+    float *out;
+    int64_t out_stride;
+};
+
+static void matmul_worker(void *ctx, int ith, int nth)
+{
+    const struct matmul_job *j = ctx;
+    /* contiguous row ranges per thread, so each thread streams its own part of W */
+    const int64_t per = (j->n_rows + nth - 1) / nth;
+    const int64_t r0 = per * ith;
+    const int64_t r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
+    const rb_vec_dot_fn dot = j->ops->vec_dot;
+    const rb_vec_dot4_fn dot4 = j->ops->vec_dot4;
+    /* blocks of rows x all tokens: the weight rows stay in cache while every token of a
+     * prefill batch uses them (one pass over W per batch, as in matrix-matrix) */
+    const int64_t RB = 16;
+    for (int64_t rb = r0; rb < r1; rb += RB) {
+        const int64_t re = rb + RB < r1 ? rb + RB : r1;
+        int t = 0;
+        if (dot4)
+            for (; t + 4 <= j->n_tok; t += 4) {
+                const void *a = j->act + (size_t)t * j->act_stride;
+                float o4[4];
+                for (int64_t r = rb; r < re; r++) {
+                    dot4(j->n_cols, j->W + (size_t)r * j->w_row_bytes, a, j->act_stride, o4);
+                    for (int k = 0; k < 4; k++)
+                        j->out[(int64_t)(t + k) * j->out_stride + r] = o4[k];
+                }
+            }
+        for (; t < j->n_tok; t++) {
+            const void *a = j->act + (size_t)t * j->act_stride;
+            float *o = j->out + (int64_t)t * j->out_stride;
+            for (int64_t r = rb; r < re; r++)
+                o[r] = dot(j->n_cols, j->W + (size_t)r * j->w_row_bytes, a);
+        }
+    }
+}
+
+void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void *W,
+                size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
+                size_t act_stride, int n_tok, float *out, int64_t out_stride)
+{
+    struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
+                           out_stride};
+    if ((int64_t)n_tok * n_rows * n_cols < 16384)
+        matmul_worker(&j, 0, 1);
+    else
+        rb__pool_run(pool, matmul_worker, &j);
+}
