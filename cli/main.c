@@ -17,6 +17,7 @@ RB_CLI_DECLARE(rb_cmd_generate)
 RB_CLI_DECLARE(rb_cmd_embed)
 RB_CLI_DECLARE(rb_cmd_bench)
 RB_CLI_DECLARE(rb_cmd_model_quantize)
+
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
@@ -36,6 +37,12 @@ RB_CLI_DECLARE(rb_cmd_index_stats)
 RB_CLI_DECLARE(rb_cmd_index_verify)
 RB_CLI_DECLARE(rb_cmd_index_rebuild)
 RB_CLI_DECLARE(rb_cmd_search)
+
+/* answer */
+RB_CLI_DECLARE(rb_cmd_ask)
+RB_CLI_DECLARE(rb_cmd_batch)
+RB_CLI_DECLARE(rb_cmd_eval)
+RB_CLI_DECLARE(rb_cmd_forget)
 /* ops (cmd-ops.c): operations of the packaged appliance */
 RB_CLI_DECLARE(rb_cmd_doctor)
 RB_CLI_DECLARE(rb_cmd_backup)
@@ -76,6 +83,12 @@ static const struct rb_cli_command commands[] = {
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
     {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
     {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+    /* answer */
+    {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
+    {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
+    {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
+    {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
+     rb_cmd_forget},
     /* ops (cmd-ops.c) */
     {"doctor", "check configuration, data, models, index, audit, disk, GPU, services", rb_cmd_doctor},
     {"backup", "consistent online backup of the data directory into DIR", rb_cmd_backup},

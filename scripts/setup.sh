@@ -37,6 +37,7 @@ pkgs=(
   libgmime-3.0-dev                             # e-mail (MIME)
   libuchardet-dev                              # text encoding detection
   libmagic-dev                                 # content-type sniffing
+  libxlsxwriter-dev                            # answer: batch Q&A results as XLSX
 )
 if [ $minimal = 0 ]; then
   pkgs+=(
