@@ -37,6 +37,19 @@ RB_CLI_DECLARE(rb_cmd_index_stats)
 RB_CLI_DECLARE(rb_cmd_index_verify)
 RB_CLI_DECLARE(rb_cmd_index_rebuild)
 RB_CLI_DECLARE(rb_cmd_search)
+/* web */
+RB_CLI_DECLARE(rb_cmd_serve)
+RB_CLI_DECLARE(rb_cmd_user_add)
+RB_CLI_DECLARE(rb_cmd_user_list)
+RB_CLI_DECLARE(rb_cmd_user_del)
+RB_CLI_DECLARE(rb_cmd_user_set)
+RB_CLI_DECLARE(rb_cmd_group_add)
+RB_CLI_DECLARE(rb_cmd_group_del)
+RB_CLI_DECLARE(rb_cmd_group_member)
+RB_CLI_DECLARE(rb_cmd_group_list)
+RB_CLI_DECLARE(rb_cmd_apikey_create)
+RB_CLI_DECLARE(rb_cmd_apikey_list)
+RB_CLI_DECLARE(rb_cmd_apikey_revoke)
 
 /* answer */
 RB_CLI_DECLARE(rb_cmd_ask)
@@ -83,6 +96,19 @@ static const struct rb_cli_command commands[] = {
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
     {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
     {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
+    /* web: server, users, groups, API keys */
+    {"serve", "run the web server (UI, JSON API, OpenAI-compatible API)", rb_cmd_serve},
+    {"user add", "create a web user", rb_cmd_user_add},
+    {"user list", "list web users", rb_cmd_user_list},
+    {"user del", "delete a web user", rb_cmd_user_del},
+    {"user set", "change a user's role, password or state", rb_cmd_user_set},
+    {"group add", "create a group", rb_cmd_group_add},
+    {"group del", "delete a group", rb_cmd_group_del},
+    {"group member", "add or remove a group member", rb_cmd_group_member},
+    {"group list", "list groups", rb_cmd_group_list},
+    {"apikey create", "create an API key (printed once)", rb_cmd_apikey_create},
+    {"apikey list", "list API keys", rb_cmd_apikey_list},
+    {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
     /* answer */
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},

@@ -1,0 +1,167 @@
+/* Private to the web module: the server state, the request, the router. */
+#ifndef RAGBOX_WEB_IMPL_H
+#define RAGBOX_WEB_IMPL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "ragbox/web.h"
+#ifdef RB_WEB_HAVE_INDEX
+#include "ragbox/index.h"
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+#include "ragbox/audit.h"
+#endif
+
+#define WEB_MAX_PARAMS 4
+#define WEB_LAT_BUCKETS 12
+
+struct web_route;
+
+/* Prometheus counters. Route labels are route *patterns* ("/api/users/{name}"),
+ * never request paths, so no user-supplied text becomes a label. */
+struct web_metrics {
+    pthread_mutex_t lock;
+    uint64_t *count_by_route_status; /* [n_routes + 1][6]: status class 1xx..5xx, index by
+                                      * status/100; the extra route is "unmatched" */
+    uint64_t lat_bucket[WEB_LAT_BUCKETS + 1]; /* cumulative at export; +Inf last */
+    double lat_sum_s;
+    uint64_t lat_count;
+    uint64_t errors;            /* 5xx responses */
+    uint64_t rejected_body;     /* 413 */
+    uint64_t logins_ok, logins_failed, logins_throttled;
+    uint64_t denials;           /* 401/403 */
+};
+
+/* Failed-login throttling by user name and by client address. */
+struct web_throttle_entry {
+    char key[96];
+    int failures;
+    int64_t until_us; /* no attempt accepted before */
+    int64_t last_us;
+};
+struct web_throttle {
+    pthread_mutex_t lock;
+    struct web_throttle_entry *entries;
+    size_t n, cap;
+    int max_failures;      /* free attempts before back-off starts */
+    int64_t backoff_max_us;
+};
+
+struct rb_web {
+    struct MHD_Daemon *daemon;
+    struct rb_web_auth *auth;
+#ifdef RB_WEB_HAVE_INDEX
+    struct rb_index *index; /* shared by all request threads (rb_index is thread-safe) */
+#endif
+#ifdef RB_WEB_HAVE_AUDIT
+    struct rb_audit *audit; /* shared (rb_audit serialises appends) */
+    char *audit_paths;      /* owns the strings of audit_opts */
+    struct rb_audit_options audit_opts;
+#endif
+    const struct rb_config *config;
+    char *data_dir;
+    bool tls;
+    int port;
+    size_t max_body, max_upload;
+    int json_depth;
+    char *cert_pem, *key_pem;
+    struct web_metrics metrics;
+    struct web_throttle throttle;
+    int64_t started_us;
+};
+
+/* The authenticated caller of a request. */
+struct web_caller {
+    bool authenticated;
+    bool via_session;   /* cookie: CSRF applies */
+    bool via_key;       /* Authorization: Bearer */
+    struct rb_web_user user;
+    unsigned scopes;    /* for keys; sessions have all */
+    char csrf[65];
+    char session_id[65];
+};
+
+struct web_request {
+    struct rb_web *web;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    const struct web_route *route;
+    size_t route_index;
+    char *params[WEB_MAX_PARAMS]; /* decoded {name} path segments, owned */
+    struct rb_buf body;
+    bool body_too_large;
+    int64_t start_ns;
+    char ip[64];
+    struct web_caller caller;
+    int status; /* set when the response is queued (for metrics) */
+};
+
+/* Access a route needs. */
+enum web_access {
+    WEB_PUBLIC = 0,  /* no login */
+    WEB_USER,        /* any logged-in user */
+    WEB_AUDITOR,     /* auditor or admin role */
+    WEB_ADMIN,       /* admin role */
+};
+
+typedef enum MHD_Result (*web_handler)(struct web_request *req);
+
+struct web_route {
+    const char *method;  /* "GET", "POST", "DELETE", "PATCH", "PUT" */
+    const char *pattern; /* "/api/users/{name}": {x} matches one non-empty segment */
+    web_handler handler;
+    enum web_access access;
+    unsigned scope;      /* API-key scope needed (RB_WEB_SCOPE_*); 0 = sessions only */
+};
+
+/* api.c */
+extern const struct web_route rb__web_routes[];
+extern const size_t rb__web_n_routes;
+
+/* server.c: responses (all add the security headers). */
+/* Adds CSP, nosniff, frame and referrer policy, HSTS under TLS; api: no-store. */
+void rb__web_headers(struct web_request *req, struct MHD_Response *r, bool api);
+enum MHD_Result rb__web_send(struct web_request *req, int status, const char *content_type,
+                             const void *body, size_t len, bool copy);
+enum MHD_Result rb__web_json(struct web_request *req, int status, cJSON *obj); /* frees obj */
+/* {"error":{"code":code,"message":msg}} */
+enum MHD_Result rb__web_error(struct web_request *req, int status, const char *code,
+                              const char *fmt, ...) RB_PRINTF(4, 5);
+/* Maps a status to an HTTP error reply with message msg. */
+enum MHD_Result rb__web_status(struct web_request *req, enum rb_status st, const char *msg);
+/* Parses the body as a JSON object (limits applied). On failure it has
+ * already replied and returns NULL with *ret set. */
+cJSON *rb__web_body_json(struct web_request *req, enum MHD_Result *ret);
+const char *rb__web_query(struct web_request *req, const char *key);
+
+/* Throttle: RB_ERR_LIMIT with *retry_s when locked out. */
+enum rb_status rb__web_throttle_check(struct web_throttle *t, const char *key, int64_t now_us,
+                                      int *retry_s);
+/* A failure past free_attempts locks the key out for 1 s, 2 s, 4 s ... up to the maximum. */
+void rb__web_throttle_record(struct web_throttle *t, const char *key, bool success,
+                             int free_attempts, int64_t now_us);
+
+/* Audit hook: every login, denial and administrative change. action is a
+ * dotted event name ("auth.login", "user.create"); it is mapped to the audit
+ * module's action and kept in the record's details. */
+void rb__web_audit(struct web_request *req, const char *action, const char *target,
+                   const char *outcome);
+/* Content-access records (search, passage view): collection names, the query
+ * and the ids of the chunks returned. */
+void rb__web_audit_access(struct web_request *req, bool search, const char *collections,
+                          const char *query, const int64_t *chunk_ids, size_t n_chunks,
+                          int64_t latency_ms);
+
+/* Embedded UI assets (ui-assets.c, generated). */
+struct web_asset {
+    const char *path; /* "/index.html" */
+    const char *content_type;
+    const unsigned char *data;
+    size_t len;
+};
+extern const struct web_asset rb__web_assets[];
+extern const size_t rb__web_n_assets;
+
+#endif
