@@ -103,11 +103,12 @@ if [ "${VERSION_CODENAME:-}" != bookworm ]; then
   echo "install.sh: warning: this bundle is for Debian bookworm; this system is ${PRETTY_NAME:-unknown}" >&2
 fi
 export DEBIAN_FRONTEND=noninteractive
-set -- ./ragbox_*.deb
-if ls debs/*.deb >/dev/null 2>&1; then set -- debs/*.deb "$@"; fi
-# apt installs local files without touching the network (--no-download) and
-# orders them; dpkg is the fallback on systems whose apt is unusable.
-if apt-get install -y --no-download --no-install-recommends $(for f in "$@"; do printf './%s ' "$f"; done); then
+here=$(pwd)
+set -- "$here"/ragbox_*.deb
+if ls debs/*.deb >/dev/null 2>&1; then set -- "$here"/debs/*.deb "$@"; fi
+# apt installs local files (absolute paths) without touching the network
+# (--no-download) and orders them; dpkg is the fallback where apt is unusable.
+if apt-get install -y --no-download --no-install-recommends "$@"; then
   :
 else
   echo "install.sh: apt failed; trying dpkg directly" >&2
