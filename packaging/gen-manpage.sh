@@ -51,7 +51,7 @@ echo ".SH COMMANDS"
     n=split($0, w, " "); name=w[1];
     if (n >= 3 && w[2] ~ /^[a-z][a-z-]*$/ && substr($0, 3 + length(w[1]) + 1, 1) != " ") name=w[1] " " w[2];
     print name }' | while read -r cmd; do
-  echo ".SS ragbox $cmd" | esc
+  printf '.SS ragbox %s\n' "$(printf '%s' "$cmd" | sed 's/-/\\-/g')"
   echo ".nf"
   # shellcheck disable=SC2086
   "$bin" $cmd --help 2>&1 | esc || true

@@ -71,7 +71,7 @@ if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify (syntax)" sh -c "systemd-analyze verify '$T/x/usr/lib/systemd/system/ragbox.target' 2>&1 | grep -v -e 'is not executable' -e 'man ragbox' | grep -q . && exit 1 || exit 0"
 fi
 check "man page renders without warnings" sh -c "zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | groff -man -Tutf8 -ww -z 2>&1 | grep -q . && exit 1 || exit 0"
-check "man page documents doctor and backup" sh -c "zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q 'ragbox backup' && zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q 'ragbox doctor'"
+check "man page has a section per command (doctor, backup, model add)" sh -c "zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox backup' && zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox doctor' && zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox model add'"
 check "packaged binary runs" "$T/x/usr/bin/ragbox" --version
 check "packaged binary is stripped" sh -c "! file '$T/x/usr/bin/ragbox' | grep -q 'not stripped'"
 
