@@ -1830,7 +1830,9 @@ static void doctor_data_dir(struct ops_doctor *d, struct rb_cli *cli)
     if (kd) {
         struct dirent *e;
         while ((e = readdir(kd))) {
-            if (e->d_name[0] == '.')
+            /* Public keys (*.pub, *.pub.pem) are meant to be shared. */
+            if (e->d_name[0] == '.' || has_suffix(e->d_name, ".pub") ||
+                has_suffix(e->d_name, ".pub.pem"))
                 continue;
             char *p = rb_path_join(keys, e->d_name);
             struct stat kb;

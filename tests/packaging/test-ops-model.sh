@@ -72,6 +72,20 @@ rm "$D/models/bert-bge-128.q8_0.gguf"
 check_fails "doctor fails on a missing model" rb doctor --quick >"$T/doctor3.txt"
 check "doctor says missing" grep -q "is missing" "$T/doctor3.txt"
 
+# Key custody: a readable private key fails, a public key may be readable.
+mkdir -m 0700 "$D/keys"
+cp "$emb" "$D/models/bert-bge-128.q8_0.gguf"
+echo "public" >"$D/keys/audit-ed25519.pub.pem"; chmod 0644 "$D/keys/audit-ed25519.pub.pem"
+echo "private" >"$D/keys/audit-ed25519.pem"; chmod 0600 "$D/keys/audit-ed25519.pem"
+check "doctor accepts a 0644 public key and a 0600 private key" rb doctor --quick >"$T/doctor5.txt"
+chmod 0644 "$D/keys/audit-ed25519.pem"
+check_fails "doctor fails on a readable private key" rb doctor --quick >"$T/doctor6.txt"
+check "doctor names the key file" grep -q "audit-ed25519.pem is readable by others" "$T/doctor6.txt"
+chmod 0600 "$D/keys/audit-ed25519.pem"
+chmod 0755 "$D"
+check_fails "doctor fails on a world-readable data directory" rb doctor --quick >"$T/doctor7.txt"
+chmod 0750 "$D"
+
 # Broken configuration values are reported with their line.
 printf '\n[retention]\naudit_days = forever\n' >>"$C"
 check_fails "doctor fails on a bad retention value" rb doctor --quick >"$T/doctor4.txt"
