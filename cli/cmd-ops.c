@@ -59,11 +59,11 @@ RB_CLI_DECLARE(rb_cmd_model_add)
 RB_CLI_DECLARE(rb_cmd_model_list)
 RB_CLI_DECLARE(rb_cmd_migrate)
 
-#define OPS_MANIFEST_MAX (64u << 20)     /* MANIFEST.json / models manifest size limit */
+#define OPS_MANIFEST_MAX (64u << 20) /* MANIFEST.json / models manifest size limit */
 #define OPS_BACKUP_FORMAT "ragbox-backup"
 #define OPS_BACKUP_VERSION 1
 #define OPS_MODELS_MANIFEST "models/manifest.json"
-#define OPS_MAX_DEPTH 32                 /* directory nesting followed by backup/restore */
+#define OPS_MAX_DEPTH 32 /* directory nesting followed by backup/restore */
 
 /* ================================================================ small helpers */
 
@@ -378,8 +378,8 @@ static enum rb_status ops_gguf_check(const char *path, struct ops_gguf *g, struc
     if (n != (ssize_t)sizeof h) {
         close(fd);
         return rb_errmsg_set(err, RB_ERR_FORMAT,
-                             "%s: not a GGUF model (%lld bytes, shorter than a GGUF header)",
-                             path, (long long)sb.st_size);
+                             "%s: not a GGUF model (%lld bytes, shorter than a GGUF header)", path,
+                             (long long)sb.st_size);
     }
     if (memcmp(h, "GGUF", 4) != 0) {
         close(fd);
@@ -402,8 +402,8 @@ static enum rb_status ops_gguf_check(const char *path, struct ops_gguf *g, struc
         return rb_errmsg_set(err, RB_ERR_CORRUPT,
                              "%s: GGUF header claims %llu tensors and %llu metadata entries, "
                              "impossible for a %llu-byte file (truncated or corrupt)",
-                             path, (unsigned long long)g->n_tensors,
-                             (unsigned long long)g->n_kv, (unsigned long long)size);
+                             path, (unsigned long long)g->n_tensors, (unsigned long long)g->n_kv,
+                             (unsigned long long)size);
     }
     struct ops_reader r = {fd, 24, size, true};
     uint64_t alignment = 32;
@@ -473,8 +473,7 @@ static enum rb_status ops_gguf_check(const char *path, struct ops_gguf *g, struc
  * (comments included) as it is: replaces the last active `key =` line of the
  * section, else uncomments a `# key =` line there, else adds the line after
  * the section's last key (or a new section at the end). Caller frees. */
-static char *ops_ini_set(const char *text, const char *section, const char *key,
-                         const char *value)
+static char *ops_ini_set(const char *text, const char *section, const char *key, const char *value)
 {
     struct rb_buf out;
     rb_buf_init(&out, 0);
@@ -570,8 +569,7 @@ static char *ops_ini_set(const char *text, const char *section, const char *key,
         if (out.len && out.data[out.len - 1] != '\n')
             st = rb_buf_append(&out, "\n", 1);
         if (st == RB_OK)
-            st = rb_buf_printf(&out, "%s[%s]\n%s = %s\n", out.len ? "\n" : "", section, key,
-                               value);
+            st = rb_buf_printf(&out, "%s[%s]\n%s = %s\n", out.len ? "\n" : "", section, key, value);
     }
     if (st != RB_OK) {
         rb_buf_free(&out);
@@ -715,9 +713,9 @@ int rb_cmd_model_add(struct rb_cli *cli, int argc, char **argv)
 {
     if (rb_cli_wants_help(argc, argv))
         return model_add_usage(stdout);
-    static const struct option opts[] = {
-        {"role", required_argument, NULL, 'r'}, {"name", required_argument, NULL, 'n'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"role", required_argument, NULL, 'r'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
     const char *role = "chat", *name = NULL;
     int c;
     optind = 0; /* full re-initialisation of GNU getopt (main used it); options may follow FILE */
@@ -867,8 +865,8 @@ static char *ops_model_problem(const char *data_dir, const cJSON *m, bool verify
         if (st != RB_OK)
             problem = rb_asprintf("%s: cannot read: %s", full, rb_status_str(st));
         else if (strcmp(hex, want) != 0)
-            problem = rb_asprintf("%s: SHA-256 %s does not match the manifest's %s", full, hex,
-                                  want);
+            problem =
+                rb_asprintf("%s: SHA-256 %s does not match the manifest's %s", full, hex, want);
     }
     free(full);
     return problem;
@@ -877,12 +875,13 @@ static char *ops_model_problem(const char *data_dir, const cJSON *m, bool verify
 int rb_cmd_model_list(struct rb_cli *cli, int argc, char **argv)
 {
     if (rb_cli_wants_help(argc, argv)) {
-        printf("Usage: ragbox model list [--json] [--verify]\n"
-               "\n"
-               "Lists the models in DATA/models/manifest.json with their role, size and\n"
-               "SHA-256, and which ones the configuration uses ([models] chat, embedding).\n"
-               "  --verify   re-hash every file and compare with the manifest (exit 1 on a mismatch)\n"
-               "  --json     one JSON object {models: [...], chat, embedding}\n");
+        printf(
+            "Usage: ragbox model list [--json] [--verify]\n"
+            "\n"
+            "Lists the models in DATA/models/manifest.json with their role, size and\n"
+            "SHA-256, and which ones the configuration uses ([models] chat, embedding).\n"
+            "  --verify   re-hash every file and compare with the manifest (exit 1 on a mismatch)\n"
+            "  --json     one JSON object {models: [...], chat, embedding}\n");
         return RB_EXIT_OK;
     }
     bool json = false, verify = false;
@@ -1041,8 +1040,8 @@ int rb_cmd_migrate(struct rb_cli *cli, int argc, char **argv)
         rc = rb_cli_fail("%s: %s", db, h ? sqlite3_errmsg(h) : "cannot open");
     } else {
         sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(h, "SELECT module, version FROM schema_versions ORDER BY module",
-                               -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(h, "SELECT module, version FROM schema_versions ORDER BY module", -1,
+                               &s, NULL) == SQLITE_OK) {
             while (sqlite3_step(s) == SQLITE_ROW)
                 printf("schema %-12s version %lld\n", (const char *)sqlite3_column_text(s, 0),
                        (long long)sqlite3_column_int64(s, 1));
@@ -1063,8 +1062,8 @@ struct ops_backup {
     const char *out_dir;
     bool keys;
     bool models;
-    cJSON *files;        /* manifest "files" array (borrowed from the manifest) */
-    struct rb_buf sums;  /* SHA256SUMS text */
+    cJSON *files;       /* manifest "files" array (borrowed from the manifest) */
+    struct rb_buf sums; /* SHA256SUMS text */
     uint64_t bytes;
     int n_files;
     bool saw_keys;
@@ -1100,8 +1099,7 @@ static enum rb_status backup_sqlite(const char *src, const char *dst, struct rb_
         goto out;
     }
     sqlite3_busy_timeout(from, 10000);
-    if (sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         st = rb_errmsg_set(err, RB_ERR_DB, "%s: %s", dst, to ? sqlite3_errmsg(to) : "open");
         goto out;
     }
@@ -1121,8 +1119,9 @@ static enum rb_status backup_sqlite(const char *src, const char *dst, struct rb_
     }
     int fin = sqlite3_backup_finish(bk);
     if (rc != SQLITE_DONE || fin != SQLITE_OK) {
-        st = rb_errmsg_set(err, RB_ERR_DB, "%s: backup failed: %s", src,
-                           rc == SQLITE_BUSY ? "database stayed busy for 30 s" : sqlite3_errmsg(to));
+        st =
+            rb_errmsg_set(err, RB_ERR_DB, "%s: backup failed: %s", src,
+                          rc == SQLITE_BUSY ? "database stayed busy for 30 s" : sqlite3_errmsg(to));
         goto out;
     }
     /* A self-contained file: no -wal beside it in the backup. */
@@ -1133,7 +1132,7 @@ static enum rb_status backup_sqlite(const char *src, const char *dst, struct rb_
         strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0) {
         st = rb_errmsg_set(err, RB_ERR_CORRUPT, "%s: the backup copy fails quick_check: %s", src,
                            s && sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0)
-                                                           : sqlite3_errmsg(to));
+                                                          : sqlite3_errmsg(to));
     }
     sqlite3_finalize(s);
 out:
@@ -1185,9 +1184,8 @@ static bool has_suffix(const char *s, const char *suf)
  * database contents), our own temporary files, editor leftovers. */
 static bool backup_skip(const char *name)
 {
-    return has_suffix(name, "-wal") || has_suffix(name, "-shm") ||
-           has_suffix(name, "-journal") || strstr(name, ".tmp.") != NULL ||
-           strcmp(name, "lost+found") == 0;
+    return has_suffix(name, "-wal") || has_suffix(name, "-shm") || has_suffix(name, "-journal") ||
+           strstr(name, ".tmp.") != NULL || strcmp(name, "lost+found") == 0;
 }
 
 static enum rb_status backup_dir(struct ops_backup *b, const char *rel, int depth)
@@ -1223,8 +1221,7 @@ static enum rb_status backup_dir(struct ops_backup *b, const char *rel, int dept
         } else if (S_ISDIR(sb.st_mode)) {
             /* A symlinked directory (audit -> /var/log/ragbox/audit) is followed:
              * the backup holds the data, restore puts it where the link points. */
-            bool skip = (!b->keys && strcmp(r, "keys") == 0) ||
-                        (strcmp(r, "backups") == 0);
+            bool skip = (!b->keys && strcmp(r, "keys") == 0) || (strcmp(r, "backups") == 0);
             if (strcmp(r, "keys") == 0 && b->keys)
                 b->saw_keys = true;
             if (!skip) {
@@ -1368,8 +1365,8 @@ int rb_cmd_backup(struct rb_cli *cli, int argc, char **argv)
     /* The configuration, unless it lives inside the data dir (then it is in already). */
     if (st == RB_OK && rb_fs_exists(cli->config_path)) {
         char real_cfg[PATH_MAX];
-        bool inside = realpath(cli->config_path, real_cfg) && strncmp(real_cfg, real_data, dl) == 0 &&
-                      real_cfg[dl] == '/';
+        bool inside = realpath(cli->config_path, real_cfg) &&
+                      strncmp(real_cfg, real_data, dl) == 0 && real_cfg[dl] == '/';
         if (!inside) {
             char *cdir = rb_path_join(real_out, "config");
             char *cdst = cdir ? rb_path_join(cdir, "ragbox.conf") : NULL;
@@ -1553,7 +1550,8 @@ int rb_cmd_restore(struct rb_cli *cli, int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     struct rb_errmsg err = {{0}};
-    enum rb_status st = mpath ? rb_fs_read_file(mpath, OPS_MANIFEST_MAX, &text, &len) : RB_ERR_NOMEM;
+    enum rb_status st =
+        mpath ? rb_fs_read_file(mpath, OPS_MANIFEST_MAX, &text, &len) : RB_ERR_NOMEM;
     free(mpath);
     if (st == RB_ERR_NOT_FOUND)
         return rb_cli_fail("%s/MANIFEST.json is missing: not a ragbox backup, or an incomplete one",
@@ -1588,7 +1586,8 @@ int rb_cmd_restore(struct rb_cli *cli, int argc, char **argv)
            rb_json_str(m, "created") ? rb_json_str(m, "created") : "?");
 
     if (ops_service_active("ragbox-web.service") || ops_service_active("ragbox-ingestd.service")) {
-        rb_cli_fail("the ragbox services are running; stop them first: systemctl stop ragbox.target");
+        rb_cli_fail(
+            "the ragbox services are running; stop them first: systemctl stop ragbox.target");
         goto done;
     }
     if (rb_fs_mkdirs(cli->data_dir, 0750) != RB_OK) {
@@ -1629,7 +1628,8 @@ int rb_cmd_restore(struct rb_cli *cli, int argc, char **argv)
         if (slash && slash != dst && !is_config) {
             *slash = '\0';
             bool keys = strstr(rel, "keys/") == rel;
-            if (!rb_fs_is_dir(dst) && ops_mkdirs_owned(dst, keys ? 0700 : 0750, cli->data_dir) != RB_OK) {
+            if (!rb_fs_is_dir(dst) &&
+                ops_mkdirs_owned(dst, keys ? 0700 : 0750, cli->data_dir) != RB_OK) {
                 rb_cli_fail("cannot create %s", dst);
                 free(src);
                 free(dst);
@@ -1744,8 +1744,9 @@ static void doctor_config(struct ops_doctor *d, struct rb_cli *cli)
                        "%s is world-writable: anyone could redirect the appliance",
                        cli->config_path);
     }
-    static const char *const known[] = {"models.chat", "models.embedding", "retention.audit_days",
-                                        "retention.answer_text_days", "retention.log_days", NULL};
+    static const char *const known[] = {"models.chat",          "models.embedding",
+                                        "retention.audit_days", "retention.answer_text_days",
+                                        "retention.log_days",   NULL};
     /* Only the sections this module owns are checked key by key. */
     for (size_t i = 0; i < rb_config_count(cli->config); i++) {
         const char *sec, *key;
@@ -1760,7 +1761,8 @@ static void doctor_config(struct ops_doctor *d, struct rb_cli *cli)
                  strcasecmp(known[k] + sl + 1, key) == 0;
         }
         if (!ok)
-            doctor_add(d, "config", OPS_FAIL, "remove or correct the key (see ragbox.conf comments)",
+            doctor_add(d, "config", OPS_FAIL,
+                       "remove or correct the key (see ragbox.conf comments)",
                        "%s:%d: unknown key %s.%s", cli->config_path, line, sec, key);
     }
     static const char *const days[] = {"audit_days", "answer_text_days", "log_days"};
@@ -1795,18 +1797,19 @@ static void doctor_data_dir(struct ops_doctor *d, struct rb_cli *cli)
 {
     struct stat sb;
     if (stat(cli->data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        doctor_add(d, "data", OPS_FAIL, "reinstall the package, or create it: install -d -m 0750 "
-                                        "-o ragbox -g ragbox DIR",
+        doctor_add(d, "data", OPS_FAIL,
+                   "reinstall the package, or create it: install -d -m 0750 "
+                   "-o ragbox -g ragbox DIR",
                    "data directory %s does not exist", cli->data_dir);
         return;
     }
     if (access(cli->data_dir, R_OK | W_OK | X_OK) != 0)
         doctor_add(d, "data", OPS_FAIL,
                    "run as the service user: sudo ragbox-admin doctor (or chown -R ragbox: DIR)",
-                   "%s is not readable and writable by uid %u", cli->data_dir,
-                   (unsigned)geteuid());
+                   "%s is not readable and writable by uid %u", cli->data_dir, (unsigned)geteuid());
     else if (sb.st_mode & 0007)
-        doctor_add(d, "data", OPS_FAIL, "chmod 0750 the data directory (and chown it to the service user)",
+        doctor_add(d, "data", OPS_FAIL,
+                   "chmod 0750 the data directory (and chown it to the service user)",
                    "%s is accessible to every user (mode %04o): documents and audit records "
                    "would be readable by anyone",
                    cli->data_dir, (unsigned)(sb.st_mode & 07777));
@@ -1815,7 +1818,7 @@ static void doctor_data_dir(struct ops_doctor *d, struct rb_cli *cli)
                    (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
     /* Files the service user cannot use (e.g. created by root by mistake). */
     static const char *const must[] = {"ragbox.db", "ragbox.db-wal", "ragbox.db-shm", "faiss",
-                                       "models", "uploads", "audit", "keys"};
+                                       "models",    "uploads",       "audit",         "keys"};
     for (size_t i = 0; i < RB_ARRAY_LEN(must); i++) {
         char *p = rb_path_join(cli->data_dir, must[i]);
         struct stat fb;
@@ -1852,8 +1855,9 @@ static void doctor_models(struct ops_doctor *d, struct rb_cli *cli, bool quick)
     cJSON *m = NULL;
     struct rb_errmsg err = {{0}};
     if (ops_models_load(cli->data_dir, &m, &err) != RB_OK) {
-        doctor_add(d, "models", OPS_FAIL, "restore models/manifest.json from a backup, or re-add "
-                                          "the models with 'ragbox model add'",
+        doctor_add(d, "models", OPS_FAIL,
+                   "restore models/manifest.json from a backup, or re-add "
+                   "the models with 'ragbox model add'",
                    "%s", err.text);
         return;
     }
@@ -1891,7 +1895,8 @@ static void doctor_models(struct ops_doctor *d, struct rb_cli *cli, bool quick)
         char *full = v[0] == '/' ? rb_strdup(v) : rb_path_join(cli->data_dir, v);
         struct ops_gguf g;
         if (full && ops_gguf_check(full, &g, &err) != RB_OK)
-            doctor_add(d, "models", OPS_FAIL, "fix [models] in the configuration or re-add the model",
+            doctor_add(d, "models", OPS_FAIL,
+                       "fix [models] in the configuration or re-add the model",
                        "[models] %s = %s: %s", roles[r], v, err.text);
         else
             doctor_add(d, "models", OPS_OK, NULL, "%s model %s is a GGUF v%u file", roles[r], v,
@@ -1982,7 +1987,8 @@ static void doctor_gpu(struct ops_doctor *d)
         return;
     }
     if (!cuda) {
-        doctor_add(d, "gpu", OPS_WARN, "install the driver's CUDA library (libcuda1 / nvidia-driver)",
+        doctor_add(d, "gpu", OPS_WARN,
+                   "install the driver's CUDA library (libcuda1 / nvidia-driver)",
                    "NVIDIA kernel driver present (%s) but libcuda.so.1 cannot be loaded: %s; "
                    "running on CPU",
                    version, dlerror());
@@ -2055,7 +2061,8 @@ static int ops_systemctl_rc(const char *verb, const char *unit)
 static void doctor_services(struct ops_doctor *d)
 {
     if (access("/run/systemd/system", F_OK) != 0) {
-        doctor_add(d, "services", OPS_INFO, NULL, "systemd is not running here; services not checked");
+        doctor_add(d, "services", OPS_INFO, NULL,
+                   "systemd is not running here; services not checked");
         return;
     }
     if (access("/lib/systemd/system/ragbox.target", F_OK) != 0 &&
@@ -2071,7 +2078,8 @@ static void doctor_services(struct ops_doctor *d)
         if (ops_service_active(units[i]))
             doctor_add(d, "services", OPS_OK, NULL, "%s is running", units[i]);
         else if (ops_systemctl_rc("is-failed", units[i]) == 0)
-            doctor_add(d, "services", OPS_FAIL, "journalctl -u UNIT -n 50; then systemctl restart ragbox.target",
+            doctor_add(d, "services", OPS_FAIL,
+                       "journalctl -u UNIT -n 50; then systemctl restart ragbox.target",
                        "%s has failed", units[i]);
         else
             doctor_add(d, "services", enabled ? OPS_FAIL : OPS_WARN,
