@@ -88,7 +88,7 @@ cat >"$bundle/install.sh" <<'EOF'
 #!/bin/sh
 # Installs ragbox from this offline bundle on Debian bookworm, without network:
 # verifies every file against SHA256SUMS, then installs the dependency packages
-# and ragbox in one apt (or dpkg) transaction. Upgrades work the same way: run
+# the system lacks and ragbox in one dpkg transaction. Upgrades work the same way: run
 # the install.sh of the newer bundle (the configuration and data are kept).
 #   sudo ./install.sh
 set -eu
@@ -103,16 +103,26 @@ if [ "${VERSION_CODENAME:-}" != bookworm ]; then
   echo "install.sh: warning: this bundle is for Debian bookworm; this system is ${PRETTY_NAME:-unknown}" >&2
 fi
 export DEBIAN_FRONTEND=noninteractive
-here=$(pwd)
-set -- "$here"/ragbox_*.deb
-if ls debs/*.deb >/dev/null 2>&1; then set -- "$here"/debs/*.deb "$@"; fi
-# apt installs local files (absolute paths) without touching the network
-# (--no-download) and orders them; dpkg is the fallback where apt is unusable.
-if apt-get install -y --no-download --no-install-recommends "$@"; then
-  :
-else
-  echo "install.sh: apt failed; trying dpkg directly" >&2
-  dpkg -i "$@"
+# The dependency packages this system does not already have at the same or a
+# newer version (never downgrade a library the system updated since), then
+# ragbox, in one dpkg run: dpkg orders the configuration of the set itself.
+set --
+for f in debs/*.deb; do
+  [ -e "$f" ] || continue
+  pkg=$(dpkg-deb -f "$f" Package)
+  ver=$(dpkg-deb -f "$f" Version)
+  have=$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null | sed -n 's/^install ok installed //p')
+  if [ -n "$have" ] && dpkg --compare-versions "$have" ge "$ver"; then
+    continue
+  fi
+  set -- "$@" "$f"
+done
+set -- "$@" ./ragbox_*.deb
+echo "install.sh: installing $# packages" >&2
+if ! dpkg -i "$@"; then
+  echo "install.sh: dpkg could not install the bundle (see above). This bundle was built for a" >&2
+  echo "minimal Debian bookworm; a library this system lacks in a needed version is named above." >&2
+  exit 1
 fi
 echo
 echo "ragbox is installed. Next steps (see /usr/share/doc/ragbox/OPERATIONS.md):"

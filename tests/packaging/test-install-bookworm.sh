@@ -218,6 +218,12 @@ fi
 say "exercised: ${exercised[*]:-install, doctor, model add only (no ingest/answer commands in this build)}"
 phase "installed appliance exercised"
 
+# An online backup through ragbox-admin (run by the service user), verified.
+check "ragbox-admin backup" in_root ragbox-admin backup /var/backups/ragbox-pre-upgrade >"$T/backup.txt" 2>&1
+check "the backup's SHA256SUMS verify" in_root sh -c "cd /var/backups/ragbox-pre-upgrade && sha256sum --quiet -c SHA256SUMS"
+check "the backup is the service user's, 0700" [ "$(stat_of /var/backups/ragbox-pre-upgrade)" = "ragbox:ragbox 700" ]
+[ -e "$R/var/lib/ragbox/ragbox.db" ] && check "the backup holds the database" [ -s "$R/var/backups/ragbox-pre-upgrade/ragbox.db" ]
+
 # --- 5. upgrade ------------------------------------------------------------------------
 # Fingerprint of every data and audit file (the database by its logical
 # content, since a migration may legitimately rewrite pages).
