@@ -17,29 +17,32 @@
 
 #define RB_CLI_MAX_INPUT ((size_t)256 << 20)
 
-/* Reads a whole file ("-" or NULL: stdin) into a heap buffer. */
+/* Reads a whole file ("-" or NULL: stdin) into a heap buffer, streaming, so
+ * pipes, FIFOs and /dev/stdin work as well as regular files. */
 static enum rb_status read_input(const char *path, char **data, size_t *len)
 {
-    if (path && strcmp(path, "-") != 0)
-        return rb_fs_read_file(path, RB_CLI_MAX_INPUT, data, len);
+    FILE *f = stdin;
+    if (path && strcmp(path, "-") != 0) {
+        f = fopen(path, "rb");
+        if (!f)
+            return errno == ENOENT ? RB_ERR_NOT_FOUND : RB_ERR_IO;
+    }
     struct rb_buf b;
     rb_buf_init(&b, RB_CLI_MAX_INPUT);
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        enum rb_status st = rb_buf_append(&b, chunk, n);
-        if (st != RB_OK) {
-            rb_buf_free(&b);
-            return st;
-        }
-    }
-    if (ferror(stdin)) {
+    enum rb_status st = RB_OK;
+    while (st == RB_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        st = rb_buf_append(&b, chunk, n);
+    if (st == RB_OK && ferror(f))
+        st = RB_ERR_IO;
+    if (f != stdin)
+        fclose(f);
+    if (st == RB_OK)
+        st = rb_buf_append(&b, "", 0);
+    if (st != RB_OK) {
         rb_buf_free(&b);
-        return RB_ERR_IO;
-    }
-    if (rb_buf_append(&b, "", 0) != RB_OK) {
-        rb_buf_free(&b);
-        return RB_ERR_NOMEM;
+        return st;
     }
     *len = b.len;
     *data = rb_buf_steal(&b);

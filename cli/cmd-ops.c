@@ -1970,6 +1970,24 @@ static void doctor_disk(struct ops_doctor *d, struct rb_cli *cli)
                    cli->data_dir);
 }
 
+/* The inference backend: what the engine itself found (librb_cuda.so loaded, its ABI,
+ * a usable device) and so where models will run. */
+static void doctor_backend(struct ops_doctor *d)
+{
+    struct rb_engine_gpu_status gs;
+    rb_engine_gpu_probe(&gs);
+    if (gs.n_devices > 0)
+        doctor_add(d, "backend", OPS_OK, NULL,
+                   "inference on the GPU: %s (compute %d.%d, %zu MiB, %zu MiB free) via %s",
+                   gs.device, gs.cc_major, gs.cc_minor, gs.total_bytes >> 20, gs.free_bytes >> 20,
+                   gs.library);
+    else if (!gs.built)
+        doctor_add(d, "backend", OPS_INFO, NULL,
+                   "inference on the CPU (this build has no CUDA backend)");
+    else
+        doctor_add(d, "backend", OPS_INFO, NULL, "inference on the CPU: %s", gs.reason);
+}
+
 static void doctor_gpu(struct ops_doctor *d)
 {
     char version[256] = "";
@@ -2103,6 +2121,7 @@ int rb_cmd_doctor(struct rb_cli *cli, int argc, char **argv)
                "  audit      'ragbox audit verify' (the hash chain and checkpoints hold)\n"
                "  disk       free space on the data file system\n"
                "  gpu        NVIDIA driver and CUDA device seen, or CPU mode\n"
+               "  backend    where inference runs: the CUDA backend and its device, or the CPU\n"
                "  services   ragbox-web and ragbox-ingestd running (when systemd runs)\n"
                "\n"
                "Exit status 0 when nothing failed (warnings allowed), 1 otherwise.\n"
@@ -2142,6 +2161,7 @@ int rb_cmd_doctor(struct rb_cli *cli, int argc, char **argv)
         doctor_disk(&d, cli);
     }
     doctor_gpu(&d);
+    doctor_backend(&d);
     doctor_services(&d);
     if (d.json) {
         cJSON *o = cJSON_CreateObject();

@@ -83,6 +83,10 @@ static enum rb_status fill(void *user, const char *name, void *buf, uint64_t siz
         for (uint64_t i = 0; i < size / 34; i++)
             memcpy(b + i * 34, &small, 2);
         break;
+    case RB_GGML_TYPE_Q5_0:
+        for (uint64_t i = 0; i < size / 22; i++)
+            memcpy(b + i * 22, &small, 2);
+        break;
     case RB_GGML_TYPE_Q4_K:
         for (uint64_t i = 0; i < size / 144; i++) {
             memcpy(b + i * 144, &small, 2);
@@ -106,6 +110,11 @@ static bool more_bits(int il, int n)
 static enum rb_status add(struct rb_gguf_writer *w, const char *name, uint32_t type, int64_t ne0,
                           int64_t ne1)
 {
+    /* rows that do not split into 256-blocks: the reference quantizer's fallbacks */
+    if (ne0 % 256 && type == RB_GGML_TYPE_Q4_K)
+        type = RB_GGML_TYPE_Q5_0;
+    if (ne0 % 256 && type == RB_GGML_TYPE_Q6_K)
+        type = RB_GGML_TYPE_Q8_0;
     uint64_t ne[2] = {(uint64_t)ne0, (uint64_t)ne1};
     return rb_gguf_writer_add_tensor_cb(w, name, type, ne1 > 0 ? 2 : 1, ne, fill,
                                         (void *)(uintptr_t)type);

@@ -33,5 +33,8 @@ struct rb_backend_i {
 
 /* The CPU backend (always available). */
 const struct rb_backend_i *rb__backend_cpu(void);
+/* The CUDA backend (backend-cuda-model.c): usable when rb__cuda_backend() finds a
+ * device; its init() fails (and the caller stays on the CPU) otherwise. */
+const struct rb_backend_i *rb__backend_cuda(void);
 
 #endif

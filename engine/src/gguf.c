@@ -698,8 +698,17 @@ int64_t rb_gguf_arr_i64(const struct rb_gguf_kv *kv, uint64_t i)
 {
     if (i >= kv->n)
         return 0;
-    if (!elem_is_int(kv->arr_type))
-        return (int64_t)elem_f64(kv->arr_type, kv->data, i);
+    if (!elem_is_int(kv->arr_type)) {
+        /* saturating: a float outside int64 (or NaN) must not be undefined behaviour */
+        double d = elem_f64(kv->arr_type, kv->data, i);
+        if (d != d)
+            return 0;
+        if (d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
     bool neg;
     return (int64_t)elem_int(kv->arr_type, kv->data, i, &neg);
 }

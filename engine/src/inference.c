@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend-cuda.h"
 #include "backend.h"
 #include "model.h"
 #include "ragbox/engine.h"
@@ -89,6 +90,43 @@ enum rb_status rb_engine_model_open(const char *path, const struct rb_engine_mod
         return st;
     }
     em->backend = rb__backend_cpu();
+    const char *gpu_mode = getenv("RAGBOX_GPU");
+    bool gpu_off = gpu_mode && strcmp(gpu_mode, "off") == 0;
+    bool gpu_require = gpu_mode && strcmp(gpu_mode, "require") == 0;
+    if (!gpu_off) {
+        int n_dev = 0;
+        const char *why = NULL;
+        const struct rb_backend_i *gpu = rb__backend_cuda();
+        enum rb_status gst = rb__cuda_backend(&n_dev, &why) && n_dev > 0 ? gpu->init(em->m)
+                                                                          : RB_ERR_UNSUPPORTED;
+        if (gst == RB_OK) {
+            em->backend = gpu;
+        } else if (gpu_require) {
+            rb__model_free(em->m);
+            rb_engine_tokenizer_free(em->tok);
+            rb_gguf_close(em->gguf);
+            free(em);
+            return rb_errmsg_set(err, RB_ERR_UNSUPPORTED, "%s: cannot run on a GPU: %s", path,
+                                 why && *why ? why : rb_status_str(gst));
+        } else if (n_dev > 0) {
+            RB_INFO("engine", "%s: GPU present but the model stays on the CPU (%s)", path,
+                    rb_status_str(gst));
+        } else {
+            RB_DEBUG("engine", "CPU backend (%s)", why && *why ? why : "no GPU");
+        }
+    }
+    if (em->backend == rb__backend_cpu()) {
+        st = em->backend->init(em->m);
+        if (st != RB_OK) {
+            rb_errmsg_set(err, st, "%s: backend %s cannot take the model", path,
+                          em->backend->name);
+            rb__model_free(em->m);
+            rb_engine_tokenizer_free(em->tok);
+            rb_gguf_close(em->gguf);
+            free(em);
+            return st;
+        }
+    }
     int n_ctx = p.n_ctx > 0 ? p.n_ctx : (em->m->n_ctx_train < 4096 ? em->m->n_ctx_train : 4096);
     if (em->m->arch == RB_ARCH_BERT || n_ctx > em->m->n_ctx_train)
         n_ctx = n_ctx > em->m->n_ctx_train ? em->m->n_ctx_train : n_ctx;
@@ -102,6 +140,8 @@ void rb_engine_model_close(struct rb_engine_model *em)
 {
     if (!em)
         return;
+    if (em->backend->release)
+        em->backend->release(em->m);
     rb__model_free(em->m);
     rb_engine_tokenizer_free(em->tok);
     rb_gguf_close(em->gguf);
@@ -117,6 +157,7 @@ int rb_engine_model_dim(const struct rb_engine_model *em) { return em->m->n_embd
 int rb_engine_model_n_ctx(const struct rb_engine_model *em) { return em->n_ctx; }
 int rb_engine_model_n_vocab(const struct rb_engine_model *em) { return em->m->n_vocab; }
 const char *rb_engine_model_arch(const struct rb_engine_model *em) { return em->m->arch_name; }
+const char *rb_engine_model_backend(const struct rb_engine_model *em) { return em->backend->name; }
 const char *rb_engine_model_errmsg(const struct rb_engine_model *em) { return em->err.text; }
 const struct rb_engine_tokenizer *rb_engine_model_tokenizer(const struct rb_engine_model *em)
 {
@@ -198,6 +239,7 @@ struct rb__seq {
     struct rb__seq *next;
     struct rb_engine_gen_params params;
     char **stop_copies; /* scheduler: owned copies of the stop strings */
+    const struct rb_backend_i *backend; /* owner of kv */
     struct rb__kv *kv;
     int32_t *tokens; /* prompt then generated; capacity n_ctx + 1 */
     int n_tokens, n_prompt, n_gen;
@@ -216,7 +258,8 @@ static void seq_free(struct rb__seq *s)
 {
     if (!s)
         return;
-    rb__kv_free(s->kv);
+    if (s->kv)
+        s->backend->kv_free(s->kv);
     free(s->tokens);
     rb__sampler_free(&s->sampler);
     rb__emitter_free(&s->emit);
@@ -249,14 +292,21 @@ static enum rb_status seq_create(struct rb_engine_model *em, const int32_t *prom
     s->params = *params;
     s->tokens = malloc(((size_t)n_ctx + 1) * sizeof *s->tokens);
     enum rb_status st = s->tokens ? RB_OK : RB_ERR_NOMEM;
+    s->backend = em->backend;
+    /* The KV cache is reserved whole, through the backend: on a GPU this is the
+     * admission control that keeps the device from running out mid-request
+     * (RB_ERR_BUSY when the page pool is full: the caller retries later). */
     if (st == RB_OK)
-        st = rb__kv_create(em->m, n_ctx, &s->kv);
+        st = em->backend->kv_create(em->m, n_ctx, &s->kv);
     if (st == RB_OK)
         st = rb__sampler_init(&s->sampler, params, em->m->n_vocab, n_ctx);
     if (st == RB_OK)
         st = rb__emitter_init(&s->emit, params->stop, params->n_stop, cb, user, keep_text);
     if (st != RB_OK) {
         seq_free(s);
+        if (st == RB_ERR_BUSY)
+            return rb_errmsg_set(&em->err, st, "the KV cache budget is in use by other requests: "
+                                 "retry when one finishes");
         return rb_errmsg_set(&em->err, st, "cannot allocate a sequence of %d positions", n_ctx);
     }
     memcpy(s->tokens, prompt, n * sizeof *prompt);

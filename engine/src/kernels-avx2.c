@@ -464,6 +464,81 @@ static TGT void avx2_dot4_q6_k(int64_t n, const void *w, const void *a, size_t a
         out[t] = sum[t];
 }
 
+static TGT void avx2_dot4_q5_k(int64_t n, const void *w, const void *a, size_t a_stride,
+                               float *out)
+{
+    const struct rb_block_q5_k *x = w;
+    const struct rb_block_q8_k *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct rb_block_q8_k *)((const uint8_t *)a + t * a_stride);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    float sum[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < n / RB_QBK; i++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++)
+            rb_k_scale_min(j, x[i].scales, &sc[j], &mn[j]);
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+        const uint8_t *q = x[i].qs;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)q);
+            const __m128i c0 = _mm_cvtsi32_si128(2 * j), c1 = _mm_cvtsi32_si128(2 * j + 1);
+            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
+            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]), s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int t = 0; t < 4; t++) {
+                const int8_t *p = y[t][i].qs + 64 * j;
+                const __m256i a0 = _mm256_loadu_si256((const __m256i *)p);
+                const __m256i a1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+                acc[t] = _mm256_add_epi32(
+                    acc[t], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), s0),
+                                             _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), s1)));
+            }
+            q += 32;
+        }
+        const float dx = h2f(x[i].d), dmx = h2f(x[i].dmin);
+        for (int t = 0; t < 4; t++) {
+            int summ = 0;
+            for (int j = 0; j < 8; j++)
+                summ += mn[j] * (y[t][i].bsums[2 * j] + y[t][i].bsums[2 * j + 1]);
+            sum[t] += y[t][i].d * dx * (float)hsum8i(acc[t]) - y[t][i].d * dmx * (float)summ;
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = sum[t];
+}
+
+static TGT void avx2_dot4_q5_0(int64_t n, const void *w, const void *a, size_t a_stride,
+                               float *out)
+{
+    const struct rb_block_q5_0 *x = w;
+    const struct rb_block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct rb_block_q8_0 *)((const uint8_t *)a + t * a_stride);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / RB_QB; i++) {
+        const float dx = h2f(x[i].d);
+        const __m256i hi = _mm256_andnot_si256(bits32(rb_q5_0_qh(&x[i])), _mm256_set1_epi8((char)0xF0));
+        const __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), hi);
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        for (int t = 0; t < 4; t++) {
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)),
+                                                ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p),
+                                     acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum8(acc[t]);
+}
+
 rb_vec_dot4_fn rb__avx2_vec_dot4(uint32_t type)
 {
     switch (type) {
@@ -471,6 +546,8 @@ rb_vec_dot4_fn rb__avx2_vec_dot4(uint32_t type)
     case RB_GGML_TYPE_Q4_0: return avx2_dot4_q4_0;
     case RB_GGML_TYPE_Q4_K: return avx2_dot4_q4_k;
     case RB_GGML_TYPE_Q6_K: return avx2_dot4_q6_k;
+    case RB_GGML_TYPE_Q5_K: return avx2_dot4_q5_k;
+    case RB_GGML_TYPE_Q5_0: return avx2_dot4_q5_0;
     default: return NULL;
     }
 }

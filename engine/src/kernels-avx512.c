@@ -63,8 +63,8 @@ static TGT float avx512_dot_q8_0(int64_t n, const void *w, const void *a)
         const __mmask64 neg = _mm512_movepi8_mask(qx);
         const __m512i sy = _mm512_mask_sub_epi8(qy, neg, _mm512_setzero_si512(), qy);
         const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(ax, sy), ones);
-        const float d0 = rb_fp16_to_fp32(x[i].d) * rb_fp16_to_fp32(y[i].d);
-        const float d1 = rb_fp16_to_fp32(x[i + 1].d) * rb_fp16_to_fp32(y[i + 1].d);
+        const float d0 = _cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d);
+        const float d1 = _cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d);
         const __m512 dv = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
         acc = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(p), acc);
     }

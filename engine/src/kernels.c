@@ -419,15 +419,12 @@ struct matmul_job {
     int n_tok;
     float *out;
     int64_t out_stride;
+    int64_t chunk;       /* rows per claim */
+    atomic_llong next;   /* next unclaimed row */
 };
 
-static void matmul_worker(void *ctx, int ith, int nth)
+static void matmul_rows(const struct matmul_job *j, int64_t r0, int64_t r1)
 {
-    const struct matmul_job *j = ctx;
-    /* contiguous row ranges per thread, so each thread streams its own part of W */
-    const int64_t per = (j->n_rows + nth - 1) / nth;
-    const int64_t r0 = per * ith;
-    const int64_t r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
     const rb_vec_dot_fn dot = j->ops->vec_dot;
     const rb_vec_dot4_fn dot4 = j->ops->vec_dot4;
     /* blocks of rows x all tokens: the weight rows stay in cache while every token of a
@@ -455,14 +452,34 @@ static void matmul_worker(void *ctx, int ith, int nth)
     }
 }
 
+static void matmul_worker(void *ctx, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    struct matmul_job *j = ctx;
+    /* rows are claimed in chunks: a thread that was descheduled (shared cores) or is
+     * slower simply claims fewer; results do not depend on who computes a row */
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (r0 >= j->n_rows)
+            return;
+        matmul_rows(j, r0, r0 + j->chunk < j->n_rows ? r0 + j->chunk : j->n_rows);
+    }
+}
+
 void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void *W,
                 size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                 size_t act_stride, int n_tok, float *out, int64_t out_stride)
 {
     struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
-                           out_stride};
-    if ((int64_t)n_tok * n_rows * n_cols < 16384)
-        matmul_worker(&j, 0, 1);
-    else
-        rb__pool_run(pool, matmul_worker, &j);
+                           out_stride, n_rows, 0};
+    if ((int64_t)n_tok * n_rows * n_cols < 16384 || rb__pool_size(pool) == 1) {
+        matmul_rows(&j, 0, n_rows);
+        return;
+    }
+    /* about 8 chunks per thread, multiples of 16 rows */
+    const int64_t per = n_rows / (8 * rb__pool_size(pool));
+    j.chunk = per < 16 ? 16 : (per + 15) / 16 * 16;
+    atomic_init(&j.next, 0);
+    rb__pool_run(pool, matmul_worker, &j);
 }

@@ -60,6 +60,7 @@ struct rb__model {
     bool add_bos;
     struct rb_pool *pool;
     struct rb__ws *ws; /* forward scratch (grown on demand) */
+    void *backend_state; /* owned by the backend whose init() succeeded (GPU copies) */
 };
 
 /* One sequence's KV cache: (n_layer, n_ctx, n_head_kv * head_dim) F16 for K and V. */

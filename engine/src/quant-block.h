@@ -314,8 +314,9 @@ static inline RB_HD void rb_quant_q8_0(const float *x, struct rb_block_q8_0 *b)
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b->d = rb_fp32_to_fp16(d);
+    /* round half to even, as the reference's SIMD quantizer (_MM_ROUND_NEAREST) does */
     for (int j = 0; j < RB_QB; j++)
-        b->qs[j] = (int8_t)roundf(x[j] * id);
+        b->qs[j] = (int8_t)rb_nearest_int(x[j] * id);
 }
 
 static inline RB_HD void rb_quant_q8_1(const float *x, struct rb_block_q8_1 *b)
@@ -330,7 +331,7 @@ static inline RB_HD void rb_quant_q8_1(const float *x, struct rb_block_q8_1 *b)
     b->d = rb_fp32_to_fp16(d);
     int sum = 0;
     for (int j = 0; j < RB_QB; j++) {
-        b->qs[j] = (int8_t)roundf(x[j] * id);
+        b->qs[j] = (int8_t)rb_nearest_int(x[j] * id);
         sum += b->qs[j];
     }
     b->s = rb_fp32_to_fp16((float)sum * d);
@@ -519,7 +520,14 @@ static inline RB_HD float rb_gelu(float x)
 
 static inline RB_HD void rb_quantw_q8_0(const float *x, struct rb_block_q8_0 *b)
 {
-    rb_quant_q8_0(x, b);
+    float amax = 0.0f;
+    for (int j = 0; j < RB_QB; j++)
+        amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    b->d = rb_fp32_to_fp16(d);
+    for (int j = 0; j < RB_QB; j++) /* the reference quantizer rounds half away from zero */
+        b->qs[j] = (int8_t)roundf(x[j] * id);
 }
 
 static inline RB_HD void rb_quantw_q4_0(const float *x, struct rb_block_q4_0 *b)

@@ -45,27 +45,32 @@ void rb__strmap_free(struct rb_strmap *m)
     m->count = 0;
 }
 
+static uint32_t len_tag(size_t len, uint64_t h)
+{
+    return (uint32_t)len | ((uint32_t)(h >> 56) << 24);
+}
+
 int rb__strmap_put(struct rb_strmap *m, const char *key, size_t len, uint32_t value,
                    uint32_t *existing)
 {
-    if (!m->slots || len > UINT32_MAX)
+    if (!m->slots || len > RB_STRMAP_MAX_KEY)
         return -1;
     if (!key)
         key = "";
     uint64_t h = rb__strmap_hash(key, len);
+    uint32_t lt = len_tag(len, h);
     for (size_t i = h & m->mask, probes = 0; probes <= m->mask; i = (i + 1) & m->mask, probes++) {
         struct rb_strmap_slot *s = &m->slots[i];
         if (!s->key) {
             if ((m->count + 1) * 2 > m->mask + 1)
                 return -1;
             s->key = key;
-            s->len = (uint32_t)len;
+            s->len_tag = lt;
             s->value = value;
-            s->hash = h;
             m->count++;
             return 1;
         }
-        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0) {
+        if (s->len_tag == lt && memcmp(s->key, key, len) == 0) {
             if (existing)
                 *existing = s->value;
             return 0;
@@ -76,16 +81,17 @@ int rb__strmap_put(struct rb_strmap *m, const char *key, size_t len, uint32_t va
 
 bool rb__strmap_get(const struct rb_strmap *m, const char *key, size_t len, uint32_t *value)
 {
-    if (!m->slots)
+    if (!m->slots || len > RB_STRMAP_MAX_KEY)
         return false;
     if (!key)
         key = "";
     uint64_t h = rb__strmap_hash(key, len);
+    uint32_t lt = len_tag(len, h);
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
         const struct rb_strmap_slot *s = &m->slots[i];
         if (!s->key)
             return false;
-        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0) {
+        if (s->len_tag == lt && memcmp(s->key, key, len) == 0) {
             *value = s->value;
             return true;
         }

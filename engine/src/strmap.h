@@ -11,11 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 16 bytes: key pointer, then the key length (low 24 bits) with an 8-bit hash tag
+ * (high bits) so most mismatches are rejected without touching the key. */
+#define RB_STRMAP_MAX_KEY ((1u << 24) - 1)
 struct rb_strmap_slot {
     const char *key; /* NULL: empty */
-    uint32_t len;
+    uint32_t len_tag;
     uint32_t value;
-    uint64_t hash;
 };
 
 struct rb_strmap {
@@ -29,7 +31,8 @@ uint64_t rb__strmap_hash(const void *key, size_t len);
 bool rb__strmap_init(struct rb_strmap *m, size_t n);
 void rb__strmap_free(struct rb_strmap *m);
 /* Inserts key -> value. Returns 1 if inserted, 0 if the key was present (value
- * untouched; *existing set when non-NULL), -1 if the map is full. */
+ * untouched; *existing set when non-NULL), -1 if the map is full or the key is
+ * longer than RB_STRMAP_MAX_KEY. */
 int rb__strmap_put(struct rb_strmap *m, const char *key, size_t len, uint32_t value,
                    uint32_t *existing);
 /* Looks key up: true and *value when present. */

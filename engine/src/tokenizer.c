@@ -25,7 +25,8 @@
 #include "strmap.h"
 #include "tokenizer.h"
 
-#define TOK_MAX_INPUT ((size_t)1 << 30)
+/* Input bound: keeps every symbol index (SPM triples spaces into U+2581) in int32. */
+#define TOK_MAX_INPUT ((size_t)256 << 20)
 
 /* ============================================================== structures */
 
@@ -83,6 +84,7 @@ struct rb_engine_tokenizer {
     /* GPT-2 byte <-> unicode mapping */
     char byte_enc[256][3];
     uint8_t byte_enc_len[256];
+    int16_t byte_dec[324]; /* code point -> byte, -1 where unmapped */
 };
 
 /* ================================================================ helpers */
@@ -154,9 +156,9 @@ static const char *const *pre_regexes(enum pre_kind k, size_t *n)
                                                  "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
     static const char *const deepseek_llm[] = {
         "[\r\n]",
-        "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
+        ("\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
         "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-"
-        "ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+        "ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+"),
         "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
         "\\s+$",
         "[一-龥ࠀ-一가-퟿]+",
@@ -164,8 +166,8 @@ static const char *const *pre_regexes(enum pre_kind k, size_t *n)
     };
     static const char *const deepseek3[] = {
         "\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
-        "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
-        " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"};
+        ("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+         " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+")};
     static const char *const poro[] = {" ?[^(\\s|.,!?…。，、।۔،)]+"};
     static const char *const tekken[] = {
         "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?"
@@ -614,7 +616,10 @@ static enum rb_status bpe_split(const struct rb_engine_tokenizer *t, const char 
             const char *subj = text + cur.v[i].off;
             size_t slen = cur.v[i].len, pos = 0, prev = 0;
             while (pos <= slen) {
-                int rc = pcre2_match(t->regex[r], (PCRE2_SPTR)subj, slen, pos, 0, md, NULL);
+                /* the fragment is valid UTF-8 (checked or sanitised by the caller): skip
+                 * PCRE2's per-call whole-subject check, which is O(n) each time */
+                int rc = pcre2_match(t->regex[r], (PCRE2_SPTR)subj, slen, pos, PCRE2_NO_UTF_CHECK,
+                                     md, NULL);
                 if (rc == PCRE2_ERROR_NOMATCH)
                     break;
                 if (rc < 0) {
@@ -1209,15 +1214,23 @@ static void init_byte_encoding(struct rb_engine_tokenizer *t)
             cp = extra++;
         t->byte_enc_len[b] = (uint8_t)rb_utf8_encode(cp, t->byte_enc[b]);
     }
+    for (size_t i = 0; i < RB_ARRAY_LEN(t->byte_dec); i++)
+        t->byte_dec[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp;
+        rb_utf8_decode(t->byte_enc[b], t->byte_enc_len[b], &cp);
+        t->byte_dec[cp] = (int16_t)b;
+    }
 }
 
 /* Inverse of the GPT-2 byte encoding for one code point; -1 if not a mapped one. */
 static int byte_dec(const struct rb_engine_tokenizer *t, const char *s, size_t len)
 {
-    for (int b = 0; b < 256; b++)
-        if (t->byte_enc_len[b] == len && memcmp(t->byte_enc[b], s, len) == 0)
-            return b;
-    return -1;
+    uint32_t cp;
+    int n = rb_utf8_decode(s, len, &cp);
+    if ((size_t)n != len || cp >= RB_ARRAY_LEN(t->byte_dec))
+        return -1;
+    return t->byte_dec[cp];
 }
 
 static int cmp_special(const void *a, const void *b, void *ctx)
@@ -1449,6 +1462,8 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
                 break;
             }
         }
+        if (e->len > RB_STRMAP_MAX_KEY)
+            FAIL(RB_ERR_CORRUPT, "%s: token %u is longer than 16 MiB", what, i);
         uint32_t prev;
         int r = rb__strmap_put(&t->vocab_map, t->text_arena + e->off, e->len, i, &prev);
         if (r == 0)
@@ -1481,6 +1496,9 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
             const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', (size_t)m->len - 1) : NULL;
             if (!sp)
                 continue; /* the reference keeps an empty pair that can never match */
+            if (m->len > RB_STRMAP_MAX_KEY)
+                FAIL(RB_ERR_CORRUPT, "%s: merge %llu is longer than 16 MiB", what,
+                     (unsigned long long)i);
             memcpy(t->merge_arena + mp, m->ptr, (size_t)m->len);
             if (rb__strmap_put(&t->merge_map, t->merge_arena + mp, (size_t)m->len, (uint32_t)i,
                                NULL) < 0)

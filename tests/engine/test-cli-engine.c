@@ -88,8 +88,8 @@ int main(void)
     if (!bin || access(bin, X_OK) != 0)
         CHECK_SKIP("RAGBOX_BIN not built");
     tmp = check_tmpdir("cli-engine");
-    vectors("llama-spm", 10);
-    vectors("qwen2", 8);
+    vectors("llama-spm", 8);
+    vectors("qwen2", 4);
     vectors("bert-bge", 6);
 
     char cmd[2048], *out;

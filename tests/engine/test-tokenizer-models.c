@@ -2,6 +2,7 @@
  * each prompt (with the model's own BOS rule), and detokenizes them back to the
  * prompt text. Also checks special tokens and end-of-generation ids. */
 #include <dirent.h>
+#include <pthread.h>
 
 #include "check.h"
 #include "ragbox/engine.h"
@@ -141,11 +142,74 @@ static void check_specials(void)
     CHECK(tok == NULL);
 }
 
+/* One tokenizer shared by several threads gives each the same ids as a lone caller. */
+struct job {
+    const struct rb_engine_tokenizer *tok;
+    const char *text;
+    const int32_t *want;
+    size_t n_want;
+    int bad;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (rb_engine_tokenize(j->tok, j->text, strlen(j->text),
+                               RB_ENGINE_TOKENIZE_ADD_SPECIAL | RB_ENGINE_TOKENIZE_PARSE_SPECIAL,
+                               &ids, &n) != RB_OK ||
+            n != j->n_want || memcmp(ids, j->want, n * sizeof *ids) != 0)
+            j->bad++;
+        free(ids);
+    }
+    return NULL;
+}
+
+static void check_threads(void)
+{
+    static const char *const models[] = {"models/fixtures/qwen2-64.q4_0.gguf",
+                                         "models/fixtures/bert-bge-128.f16.gguf",
+                                         "models/real/stories260K.gguf"};
+    static const char *const texts[] = {
+        "<|im_start|>user\nThe bank's Tier 1 capital ratio was 13.2%<|im_end|>",
+        "根据《个人信息保护法》第四十七条，个人有权要求删除其个人信息。",
+        "Patients with type 2 diabetes should have HbA1c measured every 3 to 6 months.",
+        "  tabs\tand\nnewlines  and émojis 😀 "};
+    for (size_t m = 0; m < RB_ARRAY_LEN(models); m++) {
+        struct rb_engine_tokenizer *tok = NULL;
+        struct rb_errmsg err;
+        REQUIRE(rb_engine_tokenizer_load(check_shared(models[m]), &tok, &err) == RB_OK);
+        struct job jobs[4];
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            REQUIRE(rb_engine_tokenize(tok, texts[i], strlen(texts[i]),
+                                       RB_ENGINE_TOKENIZE_ADD_SPECIAL |
+                                           RB_ENGINE_TOKENIZE_PARSE_SPECIAL,
+                                       &ids, &n) == RB_OK);
+            jobs[i] = (struct job){tok, texts[i], ids, n, 0};
+        }
+        for (int i = 0; i < 4; i++)
+            REQUIRE(pthread_create(&th[i], NULL, worker, &jobs[i]) == 0);
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_MSG(jobs[i].bad == 0, "%s: thread %d saw %d different results", models[m], i,
+                      jobs[i].bad);
+            free((void *)jobs[i].want);
+        }
+        rb_engine_tokenizer_free(tok);
+    }
+}
+
 int main(void)
 {
     check_dir("models/fixtures");
     check_dir("models/real");
     CHECK(n_models >= 16);
     check_specials();
+    check_threads();
     return check_finish();
 }

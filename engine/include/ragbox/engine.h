@@ -109,7 +109,8 @@ void rb_engine_tokenizer_free(struct rb_engine_tokenizer *tok);
 #define RB_ENGINE_TOKENIZE_PARSE_SPECIAL 0x2u
 
 /* Tokenizes text[0..len) (UTF-8; malformed bytes are handled like the reference
- * implementation). *ids: caller frees (NULL when *n_ids == 0). */
+ * implementation; at most 256 MiB, else RB_ERR_TOO_LARGE). *ids: caller frees
+ * (NULL when *n_ids == 0). */
 RB_NODISCARD enum rb_status rb_engine_tokenize(const struct rb_engine_tokenizer *tok,
                                                const char *text, size_t len, unsigned flags,
                                                int32_t **ids, size_t *n_ids);
@@ -239,6 +240,10 @@ struct rb_engine_model_params {
     int n_ctx;     /* context positions per sequence; <= 0: the model's own context
                       length capped at 4096 */
 };
+/* Where a model runs is chosen at open by the environment variable RAGBOX_GPU:
+ * "auto" (default: the CUDA backend when a GPU is usable, else the CPU with a log
+ * line), "off" (CPU only) or "require" (opening fails when the model cannot run on
+ * a GPU). `ragbox serve` and the other commands set it from [engine] gpu. */
 /* Fills defaults (n_threads 0, n_ctx 0). */
 void rb_engine_model_params_default(struct rb_engine_model_params *p);
 
@@ -257,6 +262,8 @@ int rb_engine_model_n_ctx(const struct rb_engine_model *m);
 int rb_engine_model_n_vocab(const struct rb_engine_model *m);
 /* general.architecture, borrowed until close. */
 const char *rb_engine_model_arch(const struct rb_engine_model *m);
+/* "cpu" or "cuda": the backend running this model's forward passes. */
+const char *rb_engine_model_backend(const struct rb_engine_model *m);
 /* Number of tokens `text` becomes (with the model's BOS rule), for context budgeting. */
 RB_NODISCARD enum rb_status rb_engine_model_count_tokens(struct rb_engine_model *m,
                                                          const char *text, size_t len,
@@ -408,5 +415,25 @@ RB_NODISCARD enum rb_status rb_engine_sched_run(struct rb_engine_sched *s);
 /* Blocks until a request is pending or timeout_ms passes (-1: forever); returns the
  * pending count. For a driver thread: for (;;) { wait; step; }. Thread-safe. */
 int rb_engine_sched_wait(struct rb_engine_sched *s, int timeout_ms);
+
+/* ==== GPU backend (CUDA, loaded at run time) ==== */
+
+/* What the engine found when it looked for a GPU. The CUDA backend is a separate
+ * shared object loaded on demand; without it, without a driver or without a device
+ * the engine runs on the CPU, and `reason` says why. */
+struct rb_engine_gpu_status {
+    bool built;           /* this build has a CUDA backend (RAGBOX_CUDA) */
+    bool loaded;          /* librb_cuda.so loaded and its ABI matches */
+    int n_devices;        /* usable CUDA devices */
+    char backend[16];     /* "cuda" or "cpu": what inference would use */
+    char library[512];    /* path of the loaded librb_cuda.so, or "" */
+    char device[256];     /* first device's name, or "" */
+    size_t total_bytes;   /* its memory */
+    size_t free_bytes;
+    int cc_major, cc_minor; /* its compute capability */
+    char reason[512];     /* why the CPU is used, or "" */
+};
+/* Probes once per process (thread-safe) and fills *out. */
+void rb_engine_gpu_probe(struct rb_engine_gpu_status *out);
 
 #endif
