@@ -56,6 +56,16 @@ static const struct rb_cli_command commands[] = {
     {"bench", "measure prompt processing and generation speed (llama-bench style)",
      rb_cmd_bench},
     {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
+/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
+RB_CLI_DECLARE(rb_cmd_audit_verify)
+RB_CLI_DECLARE(rb_cmd_audit_export)
+RB_CLI_DECLARE(rb_cmd_audit_query)
+RB_CLI_DECLARE(rb_cmd_audit_pubkey)
+RB_CLI_DECLARE(rb_cmd_audit_checkpoint)
+RB_CLI_DECLARE(rb_cmd_redact)
+RB_CLI_DECLARE(rb_cmd_verticals_list)
+RB_CLI_DECLARE(rb_cmd_verticals_show)
+RB_CLI_DECLARE(rb_cmd_verticals_check)
 /* index (cli/cmd-index.c) */
 RB_CLI_DECLARE(rb_cmd_collection_create)
 RB_CLI_DECLARE(rb_cmd_collection_list)
@@ -86,6 +96,13 @@ RB_CLI_DECLARE(rb_cmd_ask)
 RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
 RB_CLI_DECLARE(rb_cmd_forget)
+/* ops (cmd-ops.c): operations of the packaged appliance */
+RB_CLI_DECLARE(rb_cmd_doctor)
+RB_CLI_DECLARE(rb_cmd_backup)
+RB_CLI_DECLARE(rb_cmd_restore)
+RB_CLI_DECLARE(rb_cmd_model_add)
+RB_CLI_DECLARE(rb_cmd_model_list)
+RB_CLI_DECLARE(rb_cmd_migrate)
 
 /* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
@@ -123,6 +140,17 @@ static const struct rb_cli_command commands[] = {
     {"bench", "measure prompt processing and generation speed (llama-bench style)",
      rb_cmd_bench},
     {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
+    /* audit and verticals */
+    {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
+    {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
+     rb_cmd_audit_export},
+    {"audit query", "list audit records matching filters", rb_cmd_audit_query},
+    {"audit pubkey", "export the audit signing public key", rb_cmd_audit_pubkey},
+    {"audit checkpoint", "write a signed audit checkpoint now", rb_cmd_audit_checkpoint},
+    {"redact", "show what the redaction rules would remove from a file", rb_cmd_redact},
+    {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
+    {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
+    {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
     /* index (cli/cmd-index.c) */
     {"collection create", "create a collection", rb_cmd_collection_create},
     {"collection list", "list collections with their counts", rb_cmd_collection_list},
@@ -164,6 +192,13 @@ static const struct rb_cli_command commands[] = {
     {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
     {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
     {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
+    /* ops (cmd-ops.c) */
+    {"doctor", "check configuration, data, models, index, audit, disk, GPU, services", rb_cmd_doctor},
+    {"backup", "consistent online backup of the data directory into DIR", rb_cmd_backup},
+    {"restore", "verify a backup and restore it into the data directory", rb_cmd_restore},
+    {"model add", "install a GGUF model (hash recorded, configuration updated)", rb_cmd_model_add},
+    {"model list", "list installed models; --verify re-hashes them", rb_cmd_model_list},
+    {"migrate", "bring the database schema up to this version (run on upgrade)", rb_cmd_migrate},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -65,6 +65,9 @@ enum rb_status rb_fs_read_file(const char *path, size_t max_size, char **data, s
         st = rb_buf_append(&b, tmp, (size_t)n);
     }
     close(fd);
+    /* An empty file: the reserved buffer was never terminated by an append. */
+    if (st == RB_OK)
+        st = rb_buf_append(&b, "", 0);
     if (st != RB_OK) {
         rb_buf_free(&b);
         return st;
