@@ -9,7 +9,6 @@
 /* Subcommands, by area (each defined in its cmd-<area>.c). */
 #define RB_CLI_DECLARE(fn) int fn(struct rb_cli *cli, int argc, char **argv);
 RB_CLI_DECLARE(rb_cmd_version)
-/* index (cli/cmd-index.c) */
 RB_CLI_DECLARE(rb_cmd_collection_create)
 RB_CLI_DECLARE(rb_cmd_collection_list)
 RB_CLI_DECLARE(rb_cmd_collection_delete)
@@ -18,45 +17,15 @@ RB_CLI_DECLARE(rb_cmd_index_stats)
 RB_CLI_DECLARE(rb_cmd_index_verify)
 RB_CLI_DECLARE(rb_cmd_index_rebuild)
 RB_CLI_DECLARE(rb_cmd_search)
-/* ingest (cli/cmd-ingest.c) */
 RB_CLI_DECLARE(rb_cmd_ingest)
 RB_CLI_DECLARE(rb_cmd_ingest_status)
 RB_CLI_DECLARE(rb_cmd_ingestd)
-/* engine (engine-gguf) */
 RB_CLI_DECLARE(rb_cmd_tokenize)
 RB_CLI_DECLARE(rb_cmd_model_info)
-/* engine (engine-compute) */
 RB_CLI_DECLARE(rb_cmd_generate)
 RB_CLI_DECLARE(rb_cmd_embed)
 RB_CLI_DECLARE(rb_cmd_bench)
 RB_CLI_DECLARE(rb_cmd_model_quantize)
-
-static const struct rb_cli_command commands[] = {
-    {"version", "print the version", rb_cmd_version},
-    /* index (cli/cmd-index.c) */
-    {"collection create", "create a collection", rb_cmd_collection_create},
-    {"collection list", "list collections with their counts", rb_cmd_collection_list},
-    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
-    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
-    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
-    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
-    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
-    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
-    /* ingest (cli/cmd-ingest.c) */
-    {"ingest", "parse, chunk and index files and folders into a collection", rb_cmd_ingest},
-    {"ingest status", "ingest queue, failures and throughput", rb_cmd_ingest_status},
-    {"ingestd", "the ingest daemon: keep collections in step with watched folders", rb_cmd_ingestd},
-    /* engine (engine-gguf) */
-    {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
-    {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
-     rb_cmd_model_info},
-    /* engine (engine-compute) */
-    {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
-    {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
-    {"bench", "measure prompt processing and generation speed (llama-bench style)",
-     rb_cmd_bench},
-    {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
-/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
 RB_CLI_DECLARE(rb_cmd_audit_verify)
 RB_CLI_DECLARE(rb_cmd_audit_export)
 RB_CLI_DECLARE(rb_cmd_audit_query)
@@ -66,16 +35,6 @@ RB_CLI_DECLARE(rb_cmd_redact)
 RB_CLI_DECLARE(rb_cmd_verticals_list)
 RB_CLI_DECLARE(rb_cmd_verticals_show)
 RB_CLI_DECLARE(rb_cmd_verticals_check)
-/* index (cli/cmd-index.c) */
-RB_CLI_DECLARE(rb_cmd_collection_create)
-RB_CLI_DECLARE(rb_cmd_collection_list)
-RB_CLI_DECLARE(rb_cmd_collection_delete)
-RB_CLI_DECLARE(rb_cmd_index_add)
-RB_CLI_DECLARE(rb_cmd_index_stats)
-RB_CLI_DECLARE(rb_cmd_index_verify)
-RB_CLI_DECLARE(rb_cmd_index_rebuild)
-RB_CLI_DECLARE(rb_cmd_search)
-/* web */
 RB_CLI_DECLARE(rb_cmd_serve)
 RB_CLI_DECLARE(rb_cmd_user_add)
 RB_CLI_DECLARE(rb_cmd_user_list)
@@ -90,13 +49,10 @@ RB_CLI_DECLARE(rb_cmd_apikey_list)
 RB_CLI_DECLARE(rb_cmd_apikey_revoke)
 RB_CLI_DECLARE(rb_cmd_grant_set)
 RB_CLI_DECLARE(rb_cmd_grant_list)
-
-/* answer */
 RB_CLI_DECLARE(rb_cmd_ask)
 RB_CLI_DECLARE(rb_cmd_batch)
 RB_CLI_DECLARE(rb_cmd_eval)
 RB_CLI_DECLARE(rb_cmd_forget)
-/* ops (cmd-ops.c): operations of the packaged appliance */
 RB_CLI_DECLARE(rb_cmd_doctor)
 RB_CLI_DECLARE(rb_cmd_backup)
 RB_CLI_DECLARE(rb_cmd_restore)
@@ -104,20 +60,8 @@ RB_CLI_DECLARE(rb_cmd_model_add)
 RB_CLI_DECLARE(rb_cmd_model_list)
 RB_CLI_DECLARE(rb_cmd_migrate)
 
-/* audit and verticals (cmd-audit.c, cmd-verticals.c) */
-RB_CLI_DECLARE(rb_cmd_audit_verify)
-RB_CLI_DECLARE(rb_cmd_audit_export)
-RB_CLI_DECLARE(rb_cmd_audit_query)
-RB_CLI_DECLARE(rb_cmd_audit_pubkey)
-RB_CLI_DECLARE(rb_cmd_audit_checkpoint)
-RB_CLI_DECLARE(rb_cmd_redact)
-RB_CLI_DECLARE(rb_cmd_verticals_list)
-RB_CLI_DECLARE(rb_cmd_verticals_show)
-RB_CLI_DECLARE(rb_cmd_verticals_check)
-
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
-    /* index (cli/cmd-index.c) */
     {"collection create", "create a collection", rb_cmd_collection_create},
     {"collection list", "list collections with their counts", rb_cmd_collection_list},
     {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
@@ -126,21 +70,17 @@ static const struct rb_cli_command commands[] = {
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
     {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
     {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
-    /* ingest (cli/cmd-ingest.c) */
     {"ingest", "parse, chunk and index files and folders into a collection", rb_cmd_ingest},
     {"ingest status", "ingest queue, failures and throughput", rb_cmd_ingest_status},
     {"ingestd", "the ingest daemon: keep collections in step with watched folders", rb_cmd_ingestd},
-    /* engine (engine-gguf) */
     {"tokenize", "print the token ids of a text with a model's tokenizer", rb_cmd_tokenize},
     {"model info", "describe a GGUF model file (architecture, tensors, vocabulary)",
      rb_cmd_model_info},
-    /* engine (engine-compute) */
     {"generate", "generate text with a GGUF model (streamed)", rb_cmd_generate},
     {"embed", "print the embedding of a text as a JSON array", rb_cmd_embed},
     {"bench", "measure prompt processing and generation speed (llama-bench style)",
      rb_cmd_bench},
     {"model quantize", "write a quantized copy of a GGUF model", rb_cmd_model_quantize},
-    /* audit and verticals */
     {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
     {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
      rb_cmd_audit_export},
@@ -151,16 +91,6 @@ static const struct rb_cli_command commands[] = {
     {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
     {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
     {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
-    /* index (cli/cmd-index.c) */
-    {"collection create", "create a collection", rb_cmd_collection_create},
-    {"collection list", "list collections with their counts", rb_cmd_collection_list},
-    {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
-    {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
-    {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
-    {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},
-    {"index rebuild", "rebuild FAISS and FTS5 from SQLite", rb_cmd_index_rebuild},
-    {"search", "keyword, vector or hybrid search of collections", rb_cmd_search},
-    /* web: server, users, groups, API keys */
     {"serve", "run the web server (UI, JSON API, OpenAI-compatible API)", rb_cmd_serve},
     {"user add", "create a web user", rb_cmd_user_add},
     {"user list", "list web users", rb_cmd_user_list},
@@ -175,24 +105,11 @@ static const struct rb_cli_command commands[] = {
     {"apikey revoke", "revoke an API key", rb_cmd_apikey_revoke},
     {"grant set", "give a user or group read/write on a collection", rb_cmd_grant_set},
     {"grant list", "list collection grants", rb_cmd_grant_list},
-    /* answer */
     {"ask", "answer a question from a collection, with citations", rb_cmd_ask},
     {"batch", "answer a file of questions (jsonl/csv/xlsx), resumable", rb_cmd_batch},
     {"eval", "retrieval and answer quality on the development sets", rb_cmd_eval},
     {"forget", "remove a document or a person's data everywhere (right to be forgotten)",
      rb_cmd_forget},
-    /* audit and verticals */
-    {"audit verify", "verify the audit trail's hash chain and signatures", rb_cmd_audit_verify},
-    {"audit export", "export audit records (JSONL or CSV) for the compliance officer",
-     rb_cmd_audit_export},
-    {"audit query", "list audit records matching filters", rb_cmd_audit_query},
-    {"audit pubkey", "export the audit signing public key", rb_cmd_audit_pubkey},
-    {"audit checkpoint", "write a signed audit checkpoint now", rb_cmd_audit_checkpoint},
-    {"redact", "show what the redaction rules would remove from a file", rb_cmd_redact},
-    {"verticals list", "list the vertical packs", rb_cmd_verticals_list},
-    {"verticals show", "show a vertical pack's policy and templates", rb_cmd_verticals_show},
-    {"verticals check", "validate vertical packs (file:line errors)", rb_cmd_verticals_check},
-    /* ops (cmd-ops.c) */
     {"doctor", "check configuration, data, models, index, audit, disk, GPU, services", rb_cmd_doctor},
     {"backup", "consistent online backup of the data directory into DIR", rb_cmd_backup},
     {"restore", "verify a backup and restore it into the data directory", rb_cmd_restore},
