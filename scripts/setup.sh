@@ -43,6 +43,7 @@ pkgs=(
 if [ $minimal = 0 ]; then
   pkgs+=(
     chromium chromium-driver nodejs            # headless browser tests of the web UI
+    fonts-noto-cjk                             # Chinese text in the UI screenshots
     rpm lintian debootstrap fakeroot           # packaging and its install test
     rpmlint                                    # checks the .rpm (tests/packaging)
     curl file groff-base                       # packaging tests: API call, strip check, man page render
