@@ -318,6 +318,7 @@ static int run_model(const struct shape *s, const char *path, int threads, int r
         printf("| %-22s | %2d | embed 256-token chunks/s %8.2f ± %6.2f (%7.1f tok/s) | peak RSS "
                "%6.1f MiB |\n",
                s->name, threads, mean, sd, mean * 256, ru.ru_maxrss / 1024.0);
+        fflush(stdout); /* the child leaves with _exit */
         rb__model_free(m);
         rb_gguf_close(g);
         return 0;
