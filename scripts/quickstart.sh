@@ -17,8 +17,8 @@ rb() { ./build/cli/ragbox --data "$data" "$@"; }
 
 mkdir -p "$data"
 rb collection list 2>/dev/null | grep -qx samples || rb collection create samples
-echo "== ingesting samples/ into collection 'samples'"
-rb ingest --collection samples samples/
+echo "== ingesting the bundled sample set (samples/) into collection 'samples'"
+rb ingest --collection samples samples/healthcare samples/finance samples/government-zh
 rb index stats --collection samples
 for q in "What was the maximum exposure to credit risk at 31 March 2019?" \
          "Is low serum chloride level a risk factor for cardiovascular mortality?" \
