@@ -16,7 +16,7 @@
  * Usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]
  *                    [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]
  *                    [--fts-chunks 100000] [--no-fts] [--no-vectors] [--dir DIR]
- *                    [--budget-ms 2]
+ *                    [--budget-ms 2] [--skip-hnsw]
  */
 #include <dirent.h>
 #include <math.h>
@@ -77,7 +77,8 @@ static struct {
     const char *dir;
     long sizes[8];
     int n_sizes;
-} opt = {384, 200, 1000, 128, 16, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index", {100000, 1000000}, 2};
+    int skip_hnsw;
+} opt = {384, 200, 1000, 128, 16, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index", {100000, 1000000}, 2, 0};
 
 static struct rb_index *open_index(const char *dir)
 {
@@ -173,6 +174,13 @@ static void bench_vectors(long n)
     double add_rate[3];
     struct rb_index_chunk *ch = calloc(PER_DOC, sizeof *ch);
     for (int f = 0; f < 3; f++) {
+        ids[f] = NULL;
+        lat[f] = NULL;
+        add_rate[f] = 0;
+        if (f == 1 && opt.skip_hnsw) {
+            printf("  hnsw  skipped (--skip-hnsw)\n");
+            continue;
+        }
         struct rb_index_collection_options o = {.factory = factories[f]};
         if (rb_index_collection_create(idx, names[f], &o, &cids[f]) != RB_OK) {
             fprintf(stderr, "create: %s\n", rb_index_errmsg(idx));
@@ -230,10 +238,13 @@ static void bench_vectors(long n)
     }
     free(ch);
     for (int f = 0; f < 3; f++)
-        run_queries(idx, cids[f], q, opt.queries, ids[f], lat[f]);
+        if (ids[f])
+            run_queries(idx, cids[f], q, opt.queries, ids[f], lat[f]);
     /* Chunk ids differ per collection: ground truth is the flat rows, mapped by offset. */
     int64_t base[3];
     for (int f = 0; f < 3; f++) {
+        if (!ids[f])
+            continue;
         struct rb_index_document *d;
         struct rb_index_chunk **cs;
         size_t nc;
@@ -246,6 +257,8 @@ static void bench_vectors(long n)
     }
     printf("  %-5s %12s %10s %10s %10s\n", "index", "add/s", "p50 ms", "p95 ms", "recall@10");
     for (int f = 0; f < 3; f++) {
+        if (!ids[f])
+            continue;
         long found = 0;
         for (int i = 0; i < opt.queries; i++)
             for (int a = 0; a < 10; a++)
@@ -438,12 +451,14 @@ int main(int argc, char **argv)
             opt.fts = 0;
         } else if (strcmp(a, "--no-vectors") == 0) {
             opt.vectors = 0;
+        } else if (strcmp(a, "--skip-hnsw") == 0) {
+            opt.skip_hnsw = 1; /* HNSW adds ~500 vectors/s here: 1 M takes over half an hour */
         } else {
             fprintf(stderr,
                     "usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]\n"
                     "       [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]\n"
                     "       [--budget-ms 2] [--fts-chunks 100000] [--no-fts] [--no-vectors]\n"
-                    "       [--dir DIR]\n");
+                    "       [--dir DIR] [--skip-hnsw]\n");
             return 2;
         }
     }
