@@ -16,7 +16,7 @@
  * Usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]
  *                    [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]
  *                    [--fts-chunks 100000] [--no-fts] [--no-vectors] [--dir DIR]
- *                    [--budget-ms 2] [--skip-hnsw]
+ *                    [--budget-ms 2] [--skip-hnsw] [--skip-ivf]
  */
 #include <dirent.h>
 #include <math.h>
@@ -77,8 +77,8 @@ static struct {
     const char *dir;
     long sizes[8];
     int n_sizes;
-    int skip_hnsw;
-} opt = {384, 200, 1000, 128, 16, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index", {100000, 1000000}, 2, 0};
+    int skip_hnsw, skip_ivf;
+} opt = {384, 200, 1000, 128, 16, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index", {100000, 1000000}, 2, 0, 0};
 
 static struct rb_index *open_index(const char *dir)
 {
@@ -177,8 +177,8 @@ static void bench_vectors(long n)
         ids[f] = NULL;
         lat[f] = NULL;
         add_rate[f] = 0;
-        if (f == 1 && opt.skip_hnsw) {
-            printf("  hnsw  skipped (--skip-hnsw)\n");
+        if ((f == 1 && opt.skip_hnsw) || (f == 2 && opt.skip_ivf)) {
+            printf("  %-5s skipped\n", names[f]);
             continue;
         }
         struct rb_index_collection_options o = {.factory = factories[f]};
@@ -453,12 +453,14 @@ int main(int argc, char **argv)
             opt.vectors = 0;
         } else if (strcmp(a, "--skip-hnsw") == 0) {
             opt.skip_hnsw = 1; /* HNSW adds ~500 vectors/s here: 1 M takes over half an hour */
+        } else if (strcmp(a, "--skip-ivf") == 0) {
+            opt.skip_ivf = 1;
         } else {
             fprintf(stderr,
                     "usage: bench-index [--sizes 100000,1000000] [--dim 384] [--queries 200]\n"
                     "       [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 16]\n"
                     "       [--budget-ms 2] [--fts-chunks 100000] [--no-fts] [--no-vectors]\n"
-                    "       [--dir DIR] [--skip-hnsw]\n");
+                    "       [--dir DIR] [--skip-hnsw] [--skip-ivf]\n");
             return 2;
         }
     }
