@@ -63,7 +63,7 @@ RB_CLI_DECLARE(rb_cmd_migrate)
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
     {"collection create", "create a collection", rb_cmd_collection_create},
-    {"collection list", "list collections with their counts", rb_cmd_collection_list},
+    {"collection list", "list collections (--long: with their counts)", rb_cmd_collection_list},
     {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
     {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
     {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
