@@ -26,6 +26,8 @@ int rb_cmd_audit_verify(struct rb_cli *cli, int argc, char **argv)
         "gaps, each record carries the SHA-256 of the one before (across rotated\n"
         "files), every checkpoint's Ed25519 signature holds and matches the record\n"
         "it names, and the signed head matches the end of the log (truncation).\n"
+        "After retention removed old segments, the chain starts where the last signed\n"
+        "prune record (prunes.jsonl) anchors it; any other missing file is reported.\n"
         "Reports the first problem with its file, line and seq.\n"
         "\n"
         "  --pubkey FILE  the public key to trust (default DATA/keys/audit-ed25519.pub.pem;\n"
@@ -86,6 +88,9 @@ int rb_cmd_audit_verify(struct rb_cli *cli, int argc, char **argv)
         cJSON_AddNumberToObject(j, "first_seq", (double)r.first_seq);
         cJSON_AddNumberToObject(j, "last_seq", (double)r.last_seq);
         cJSON_AddNumberToObject(j, "unsealed", (double)r.unsealed);
+        cJSON_AddNumberToObject(j, "prunes", (double)r.prunes);
+        cJSON_AddNumberToObject(j, "pruned_through", (double)r.pruned_through);
+        cJSON_AddNumberToObject(j, "pending_removal", (double)r.pending_removal);
         if (!r.ok) {
             cJSON_AddStringToObject(j, "problem", r.problem);
             cJSON_AddStringToObject(j, "file", r.file);
@@ -104,6 +109,14 @@ int rb_cmd_audit_verify(struct rb_cli *cli, int argc, char **argv)
                (unsigned long long)r.last_seq, (unsigned long long)r.files,
                (unsigned long long)r.checkpoints,
                r.unsealed ? "; 1 record after the head (interrupted append, sealed at the next)" : "");
+        if (r.prunes)
+            printf("retention: records 1..%llu were removed in %llu signed prune record(s); the "
+                   "chain is anchored at seq %llu%s\n",
+                   (unsigned long long)r.pruned_through, (unsigned long long)r.prunes,
+                   (unsigned long long)r.pruned_through + 1,
+                   r.pending_removal ? " (pruned segments still present: the next 'ragbox "
+                                       "retention run' deletes them)"
+                                     : "");
     } else {
         fprintf(stderr, "audit trail BROKEN: %s%s%s", dir, r.file[0] ? "/" : "", r.file);
         if (r.line)

@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "cli.h"
+#include "ragbox/audit.h"
 
 #if __has_include("ragbox/engine.h")
 #include "ragbox/engine.h"
@@ -952,8 +953,10 @@ static int ops_run_self(const struct rb_cli *cli, const char *const *args, struc
     argvv[n++] = "ragbox";
     argvv[n++] = "--data";
     argvv[n++] = cli->data_dir;
-    argvv[n++] = "--config";
-    argvv[n++] = cli->config_path;
+    if (rb_fs_exists(cli->config_path)) { /* absent: the child uses the defaults too */
+        argvv[n++] = "--config";
+        argvv[n++] = cli->config_path;
+    }
     for (size_t i = 0; args[i] && n < RB_ARRAY_LEN(argvv) - 1; i++)
         argvv[n++] = args[i];
     argvv[n] = NULL;
@@ -1769,15 +1772,17 @@ static void doctor_config(struct ops_doctor *d, struct rb_cli *cli)
     for (size_t i = 0; i < RB_ARRAY_LEN(days); i++) {
         int64_t v;
         struct rb_errmsg err = {{0}};
-        if (rb_config_int(cli->config, "retention", days[i], 0, 0, 36500, &v, &err) != RB_OK)
+        static const int64_t defaults[] = {2555, 90, 30};
+        if (rb_config_int(cli->config, "retention", days[i], defaults[i], 0, 36500, &v, &err) !=
+            RB_OK)
             doctor_add(d, "retention", OPS_FAIL, "a whole number of days, 0 = keep forever", "%s",
                        err.text);
     }
     int64_t audit_days = 0, answer_days = 0;
     struct rb_errmsg e2 = {{0}};
-    if (rb_config_int(cli->config, "retention", "audit_days", 0, 0, 36500, &audit_days, &e2) ==
+    if (rb_config_int(cli->config, "retention", "audit_days", 2555, 0, 36500, &audit_days, &e2) ==
             RB_OK &&
-        rb_config_int(cli->config, "retention", "answer_text_days", 0, 0, 36500, &answer_days,
+        rb_config_int(cli->config, "retention", "answer_text_days", 90, 0, 36500, &answer_days,
                       &e2) == RB_OK) {
         if (audit_days > 0 && audit_days < 365)
             doctor_add(d, "retention", OPS_WARN,
@@ -1790,6 +1795,14 @@ static void doctor_config(struct ops_doctor *d, struct rb_cli *cli)
             doctor_add(d, "retention", OPS_OK, NULL, "audit records kept %s, answer texts %s", a,
                        t);
         }
+        const char *answers = rb_config_str(cli->config, "audit", "answers", "hash");
+        if (strcmp(answers, "full") == 0 && answer_days > 0 &&
+            (audit_days == 0 || audit_days > answer_days))
+            doctor_add(d, "retention", OPS_WARN,
+                       "set [audit] answers = hash (the default) to keep only the answers' SHA-256",
+                       "[audit] answers = full keeps answer texts in the audit trail for %s, "
+                       "longer than answer_text_days = %lld (audit records cannot be edited)",
+                       audit_days ? "audit_days" : "ever", (long long)answer_days);
     }
 }
 
@@ -1943,6 +1956,75 @@ static void doctor_child(struct ops_doctor *d, struct rb_cli *cli, const char *n
         doctor_add(d, name, OPS_FAIL, fix, "'ragbox %s %s' failed (exit %d): %s", args[0], args[1],
                    rc, out.data ? out.data : "no output");
     rb_buf_free(&out);
+}
+
+/* Retention: the last `retention run` and what is due now (`retention status --json`). */
+static void doctor_retention(struct ops_doctor *d, struct rb_cli *cli)
+{
+    static const char *const args[] = {"retention", "status", "--json", NULL};
+    struct rb_buf out;
+    rb_buf_init(&out, 1 << 22);
+    int rc = ops_run_self(cli, args, &out);
+    cJSON *st = NULL;
+    struct rb_errmsg jerr;
+    if (ops_unknown_command(rc, &out)) {
+        doctor_add(d, "retention", OPS_INFO, NULL, "'ragbox retention' is not in this build");
+        rb_buf_free(&out);
+        return;
+    }
+    if (rc != 0 || !out.data || rb_json_parse(out.data, out.len, 16, &st, &jerr) != RB_OK ||
+        !cJSON_IsObject(st)) {
+        doctor_add(d, "retention", OPS_WARN, "run 'ragbox retention status' to see why",
+                   "cannot read the retention status (exit %d): %.300s", rc,
+                   out.data ? out.data : "no output");
+        cJSON_Delete(st);
+        rb_buf_free(&out);
+        return;
+    }
+    rb_buf_free(&out);
+    const cJSON *set = cJSON_GetObjectItem(st, "settings");
+    const cJSON *due = cJSON_GetObjectItem(st, "due");
+    const cJSON *last = cJSON_GetObjectItem(st, "last_run");
+    double n_seg = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "audit_segments"));
+    double n_rec = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "audit_records"));
+    double n_hist = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "history_rows"));
+    double n_logs = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "log_files"));
+    bool forever = cJSON_GetNumberValue(cJSON_GetObjectItem(set, "audit_days")) == 0 &&
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(set, "answer_text_days")) == 0 &&
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(set, "log_days")) == 0;
+    bool any_due = n_seg > 0 || n_hist > 0 || n_logs > 0;
+    char what[400];
+    snprintf(what, sizeof what,
+             "due now: %.0f audit segment(s) (%.0f records), %.0f question-history entr%s, "
+             "%.0f log file(s)",
+             n_seg, n_rec, n_hist, n_hist == 1 ? "y" : "ies", n_logs);
+    const char *fix = "enable the daily job: systemctl enable --now ragbox-retention.timer (or "
+                      "run: ragbox-admin retention run)";
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "errors"))
+        if (cJSON_IsString(e))
+            doctor_add(d, "retention", OPS_WARN, "see 'ragbox retention status'", "%s",
+                       e->valuestring);
+    int64_t last_us = 0;
+    const char *last_time = cJSON_IsObject(last) ? rb_json_str(last, "time") : NULL;
+    if (last_time && rb_audit_parse_time(last_time, &last_us) != RB_OK)
+        last_us = 0;
+    int64_t age_h = last_us ? (rb_time_now_us() - last_us) / 3600000000LL : -1;
+    if (forever)
+        doctor_add(d, "retention", OPS_OK, NULL,
+                   "everything is kept forever (all [retention] days are 0)");
+    else if (!last_time)
+        doctor_add(d, "retention", any_due ? OPS_WARN : OPS_INFO, fix,
+                   "retention has never run; %s", what);
+    else if (!cJSON_IsTrue(cJSON_GetObjectItem(last, "ok")))
+        doctor_add(d, "retention", OPS_WARN, "journalctl -u ragbox-retention; ragbox-admin retention run",
+                   "the last retention run (%s) had errors; %s", last_time, what);
+    else if (age_h > 48 && any_due)
+        doctor_add(d, "retention", OPS_WARN, fix, "the last retention run was %lld hours ago (%s); %s",
+                   (long long)age_h, last_time, what);
+    else
+        doctor_add(d, "retention", OPS_OK, NULL, "last run %s; %s", last_time, what);
+    cJSON_Delete(st);
 }
 
 static void doctor_disk(struct ops_doctor *d, struct rb_cli *cli)
@@ -2119,6 +2201,7 @@ int rb_cmd_doctor(struct rb_cli *cli, int argc, char **argv)
                "             size and SHA-256; the configured models are GGUF files\n"
                "  index      'ragbox index verify' (SQLite, FTS5 and FAISS consistent)\n"
                "  audit      'ragbox audit verify' (the hash chain and checkpoints hold)\n"
+               "  retention  the last 'ragbox retention run' and what is due now\n"
                "  disk       free space on the data file system\n"
                "  gpu        NVIDIA driver and CUDA device seen, or CPU mode\n"
                "  backend    where inference runs: the CUDA backend and its device, or the CPU\n"
@@ -2158,6 +2241,7 @@ int rb_cmd_doctor(struct rb_cli *cli, int argc, char **argv)
         doctor_child(&d, cli, "audit", audit_args, "audit",
                      "do not write to the data directory; keep a copy of audit/ for the "
                      "investigation and contact your compliance officer");
+        doctor_retention(&d, cli);
         doctor_disk(&d, cli);
     }
     doctor_gpu(&d);

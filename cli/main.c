@@ -59,6 +59,8 @@ RB_CLI_DECLARE(rb_cmd_restore)
 RB_CLI_DECLARE(rb_cmd_model_add)
 RB_CLI_DECLARE(rb_cmd_model_list)
 RB_CLI_DECLARE(rb_cmd_migrate)
+RB_CLI_DECLARE(rb_cmd_retention_run)
+RB_CLI_DECLARE(rb_cmd_retention_status)
 
 static const struct rb_cli_command commands[] = {
     {"version", "print the version", rb_cmd_version},
@@ -116,6 +118,10 @@ static const struct rb_cli_command commands[] = {
     {"model add", "install a GGUF model (hash recorded, configuration updated)", rb_cmd_model_add},
     {"model list", "list installed models; --verify re-hashes them", rb_cmd_model_list},
     {"migrate", "bring the database schema up to this version (run on upgrade)", rb_cmd_migrate},
+    {"retention run", "apply [retention]: prune old audit segments, question history, logs",
+     rb_cmd_retention_run},
+    {"retention status", "retention settings, the last run and what is due now",
+     rb_cmd_retention_status},
 };
 
 int rb_cli_fail(const char *fmt, ...)

@@ -59,4 +59,23 @@ RB_NODISCARD enum rb_status rb__audit_list_files(const char *dir, char ***names,
 void rb__audit_free_list(char **names, size_t n);
 bool rb__audit_is_hex(const char *s, size_t len);
 
+/* prune.c: the signed prune records (see audit.h, retention). */
+#define RB_AUDIT_PRUNES "prunes.jsonl"
+struct rb__audit_prunes {
+    size_t n;                             /* valid prune records */
+    uint64_t base;                        /* records 1..base were pruned (0 = none) */
+    char prev[RB_SHA256_HEX_LEN + 1];     /* SHA-256 of record base (zeros when none) */
+    char last_hash[RB_SHA256_HEX_LEN + 1]; /* SHA-256 of the last prune line (zeros) */
+    char **removed;                       /* every file name a prune removed */
+    size_t n_removed;
+};
+/* Reads and checks prunes.jsonl with pub (signatures, chaining, contiguous
+ * ranges). RB_OK: *p holds the anchor (all zeros when the file is absent).
+ * RB_ERR_VERIFY: problem (and *line) say what is wrong. Others: I/O, memory. */
+RB_NODISCARD enum rb_status rb__audit_prunes_load(const char *dir, EVP_PKEY *pub,
+                                                  struct rb__audit_prunes *p, char *problem,
+                                                  size_t problem_size, uint64_t *line);
+void rb__audit_prunes_free(struct rb__audit_prunes *p);
+bool rb__audit_prunes_removed(const struct rb__audit_prunes *p, const char *name);
+
 #endif

@@ -126,6 +126,11 @@ const char *rb_audit_public_key_path(const struct rb_audit *a)
 
 /* ============================================================== low level */
 
+static int64_t audit_now(const struct rb_audit *a)
+{
+    return a->opt.now_us ? a->opt.now_us(a->opt.now_user) : rb_time_now_us();
+}
+
 static enum rb_status write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
@@ -432,7 +437,7 @@ static enum rb_status checkpoint_locked(struct rb_audit *a, struct rb__audit_hea
             return write_head(a, h);
     }
     char when[40];
-    rb_time_format_utc(rb_time_now_us(), when, sizeof when);
+    rb_time_format_utc(audit_now(a), when, sizeof when);
     size_t mlen;
     char *msg = rb__audit_checkpoint_message(h->seq, h->hash, h->file, when, reason, h->cp_hash,
                                              &mlen);
@@ -749,7 +754,7 @@ static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *s
     enum rb_status st = read_head(a, &h, &exists);
     if (st != RB_OK)
         return st;
-    int64_t now = rb_time_now_us();
+    int64_t now = audit_now(a);
     if (!exists) {
         char **names;
         size_t n;

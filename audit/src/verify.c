@@ -27,11 +27,19 @@ static void problem(struct rb_audit_verify_report *r, const char *file, uint64_t
     va_end(ap);
 }
 
-/* Hash per seq (index seq-1), grown as records are read. */
+/* Hash per seq (index seq-1-base), grown as records are read; records
+ * 1..base were removed by retention (signed prune records). */
 struct hashes {
     uint8_t (*h)[RB_SHA256_LEN];
     size_t n, cap;
+    uint64_t base;
 };
+
+/* Last seq read so far. */
+static uint64_t hs_last(const struct hashes *hs)
+{
+    return hs->base + hs->n;
+}
 
 static bool hashes_push(struct hashes *hs, const uint8_t d[RB_SHA256_LEN])
 {
@@ -73,13 +81,24 @@ static bool verify_file(const char *dir, const char *name, bool last_file, struc
         return false;
     }
     *file_bytes = len;
-    uint64_t expect = hs->n + 1;
+    uint64_t expect = hs_last(hs) + 1;
     uint64_t first_in_name = strtoull(name + strlen(RB_AUDIT_PREFIX), NULL, 10);
     if (len > 0 && first_in_name != expect) {
-        problem(r, name, 0, expect,
-                "file name says it starts at seq %llu but the chain continues at seq %llu "
-                "(a file was removed, renamed or inserted)",
-                (unsigned long long)first_in_name, (unsigned long long)expect);
+        if (hs->n == 0 && hs->base > 0)
+            problem(r, name, 0, expect,
+                    "file name says it starts at seq %llu but the last signed prune record "
+                    "retains the chain from seq %llu: a retained segment was removed or renamed",
+                    (unsigned long long)first_in_name, (unsigned long long)expect);
+        else if (hs->n == 0 && first_in_name > 1)
+            problem(r, name, 0, expect,
+                    "the oldest log file starts at seq %llu but no signed prune record says "
+                    "records 1..%llu were removed by retention: files were removed",
+                    (unsigned long long)first_in_name, (unsigned long long)(first_in_name - 1));
+        else
+            problem(r, name, 0, expect,
+                    "file name says it starts at seq %llu but the chain continues at seq %llu "
+                    "(a file was removed, renamed or inserted)",
+                    (unsigned long long)first_in_name, (unsigned long long)expect);
         free(data);
         return false;
     }
@@ -95,7 +114,7 @@ static bool verify_file(const char *dir, const char *name, bool last_file, struc
         line_no++;
         char *nl = memchr(data + pos, '\n', len - pos);
         size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
-        uint64_t want = hs->n + 1;
+        uint64_t want = hs_last(hs) + 1;
         if (!nl) {
             problem(r, name, line_no, want,
                     "the last line has no newline: the file was truncated or the record torn");
@@ -128,6 +147,11 @@ static bool verify_file(const char *dir, const char *name, bool last_file, struc
         } else if (!prev || strcmp(prev, prev_hex) != 0) {
             if (want == 1)
                 problem(r, name, line_no, seq, "the first record does not start the chain");
+            else if (hs->n == 0)
+                problem(r, name, line_no, seq,
+                        "prev does not match the hash the last signed prune record anchors "
+                        "for seq %llu: the first retained record was altered or replaced",
+                        (unsigned long long)(want - 1));
             else
                 problem(r, name, line_no, seq,
                         "prev does not match the SHA-256 of record %llu (line %llu): that "
@@ -155,6 +179,7 @@ static bool verify_file(const char *dir, const char *name, bool last_file, struc
 }
 
 static void verify_checkpoints(const char *dir, EVP_PKEY *pub, const struct hashes *hs,
+                               const struct rb__audit_prunes *pr,
                                char **files, size_t n_files, struct rb_audit_verify_report *r,
                                uint64_t *last_cp_seq, char last_cp_hash[RB_SHA256_HEX_LEN + 1],
                                uint64_t *prev_cp_seq, char prev_cp_hash[RB_SHA256_HEX_LEN + 1])
@@ -204,12 +229,16 @@ static void verify_checkpoints(const char *dir, EVP_PKEY *pub, const struct hash
             char *msg = rb__audit_checkpoint_message(seq, hash, file, time, reason, prev_cp, &mlen);
             bool sig_ok = msg && rb__audit_sig_ok(pub, msg, mlen, sig);
             free(msg);
-            bool known_file = false;
+            bool known_file = rb__audit_prunes_removed(pr, file);
             for (size_t i = 0; i < n_files; i++)
                 known_file = known_file || strcmp(files[i], file) == 0;
             char want[RB_SHA256_HEX_LEN + 1] = "";
-            if (seq >= 1 && seq <= hs->n)
-                rb_hex_encode(hs->h[seq - 1], RB_SHA256_LEN, want);
+            if (seq > hs->base && seq <= hs_last(hs))
+                rb_hex_encode(hs->h[seq - 1 - hs->base], RB_SHA256_LEN, want);
+            else if (seq == hs->base)
+                rb_strlcpy(want, pr->prev, sizeof want); /* the prune anchor */
+            else if (seq < hs->base)
+                rb_strlcpy(want, hash, sizeof want); /* its record was pruned: signature only */
             if (!sig_ok)
                 problem(r, RB_AUDIT_CHECKPOINTS, line_no, seq,
                         "checkpoint signature is invalid (checkpoint altered or signed by "
@@ -220,11 +249,11 @@ static void verify_checkpoints(const char *dir, EVP_PKEY *pub, const struct hash
                         "or reordered)");
             else if (seq <= *last_cp_seq)
                 problem(r, RB_AUDIT_CHECKPOINTS, line_no, seq, "checkpoint seq goes backwards");
-            else if (seq > hs->n)
+            else if (seq > hs_last(hs))
                 problem(r, RB_AUDIT_CHECKPOINTS, line_no, seq,
                         "signed checkpoint names seq %llu but the log ends at seq %llu: the "
                         "log was truncated",
-                        (unsigned long long)seq, (unsigned long long)hs->n);
+                        (unsigned long long)seq, (unsigned long long)hs_last(hs));
             else if (strcmp(want, hash) != 0)
                 problem(r, RB_AUDIT_CHECKPOINTS, line_no, seq,
                         "signed checkpoint hash differs from record %llu: the log was altered",
@@ -298,10 +327,33 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
         goto out;
     }
     struct hashes hs = {0};
+    struct rb__audit_prunes pr = {0};
     char prev_hex[RB_SHA256_HEX_LEN + 1];
-    rb_strlcpy(prev_hex, RB_AUDIT_ZERO_HASH, sizeof prev_hex);
+    {
+        char why[400] = "";
+        uint64_t pline = 0;
+        enum rb_status pst = rb__audit_prunes_load(dir, pub, &pr, why, sizeof why, &pline);
+        if (pst == RB_ERR_VERIFY) {
+            problem(r, RB_AUDIT_PRUNES, pline, 0, "%s", why);
+        } else if (pst != RB_OK) {
+            st = pst;
+            rb_errmsg_set(err, st, "%s", why[0] ? why : "cannot read the prune records");
+            goto out;
+        }
+    }
+    r->prunes = pr.n;
+    r->pruned_through = pr.base;
+    hs.base = pr.base;
+    rb_strlcpy(prev_hex, pr.prev, sizeof prev_hex);
     uint64_t last_file_bytes = 0;
-    for (size_t i = 0; i < n_files; i++) {
+    for (size_t i = 0; i < n_files && r->ok; i++) {
+        /* Segments the last prune recorded as removed but which are still
+         * here (the prune was interrupted before it deleted them). */
+        if (pr.base > 0 && strtoull(files[i] + strlen(RB_AUDIT_PREFIX), NULL, 10) <= pr.base &&
+            rb__audit_prunes_removed(&pr, files[i]) && i + 1 < n_files) {
+            r->pending_removal++;
+            continue;
+        }
         r->files++;
         if (!verify_file(dir, files[i], i + 1 == n_files, &hs, prev_hex, &last_file_bytes, r, &st))
             break;
@@ -309,12 +361,13 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
     if (st != RB_OK) {
         rb_errmsg_set(err, st, "verification ran out of memory");
         free(hs.h);
+        rb__audit_prunes_free(&pr);
         goto out;
     }
     uint64_t cp_seq = 0, prev_cp_seq = 0;
     char cp_hash[RB_SHA256_HEX_LEN + 1], prev_cp_hash[RB_SHA256_HEX_LEN + 1];
     if (r->ok)
-        verify_checkpoints(dir, pub, &hs, files, n_files, r, &cp_seq, cp_hash, &prev_cp_seq,
+        verify_checkpoints(dir, pub, &hs, &pr, files, n_files, r, &cp_seq, cp_hash, &prev_cp_seq,
                            prev_cp_hash);
     if (r->ok) {
         struct rb__audit_head h;
@@ -331,28 +384,34 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
             free(msg);
             const char *last_file = n_files ? files[n_files - 1] : "";
             char want[RB_SHA256_HEX_LEN + 1] = "";
-            if (h.seq >= 1 && h.seq <= hs.n)
-                rb_hex_encode(hs.h[h.seq - 1], RB_SHA256_LEN, want);
+            uint64_t last = hs_last(&hs);
+            if (h.seq > hs.base && h.seq <= last)
+                rb_hex_encode(hs.h[h.seq - 1 - hs.base], RB_SHA256_LEN, want);
             if (!sig_ok)
                 problem(r, RB_AUDIT_HEAD, 0, h.seq, "the head's signature is invalid");
-            else if (h.seq > hs.n)
-                problem(r, last_file, 0, hs.n + 1,
+            else if (h.seq > last)
+                problem(r, last_file, 0, last + 1,
                         "the log ends at seq %llu but the signed head says seq %llu: records "
                         "were removed from the end (truncated)",
-                        (unsigned long long)hs.n, (unsigned long long)h.seq);
+                        (unsigned long long)last, (unsigned long long)h.seq);
+            else if (h.seq <= hs.base && h.seq > 0)
+                problem(r, RB_AUDIT_HEAD, 0, h.seq,
+                        "the signed head names seq %llu, which retention pruned: the live "
+                        "segment was removed",
+                        (unsigned long long)h.seq);
             else if (h.seq > 0 && strcmp(want, h.hash) != 0)
                 problem(r, RB_AUDIT_HEAD, 0, h.seq,
                         "record %llu differs from the one the signed head sealed",
                         (unsigned long long)h.seq);
-            else if (hs.n - h.seq > 1)
+            else if (last - h.seq > 1)
                 problem(r, last_file, 0, h.seq + 1,
                         "%llu records follow the signed head (at most one may, after a crash): "
                         "records were appended without the key",
-                        (unsigned long long)(hs.n - h.seq));
+                        (unsigned long long)(last - h.seq));
             else if ((h.cp_seq != cp_seq || strcmp(h.cp_hash, cp_hash) != 0) &&
                      /* crash window: one checkpoint written, the head not yet */
                      !(h.cp_seq == prev_cp_seq && strcmp(h.cp_hash, prev_cp_hash) == 0 &&
-                       cp_seq <= hs.n))
+                       cp_seq <= last))
                 problem(r, RB_AUDIT_CHECKPOINTS, 0, h.cp_seq,
                         "the head names checkpoint seq %llu but the last valid checkpoint is "
                         "seq %llu: checkpoints were removed",
@@ -360,15 +419,16 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
             else if (strcmp(h.file, last_file) != 0 &&
                      !(n_files >= 2 && strcmp(h.file, files[n_files - 2]) == 0 &&
                        (last_file_bytes == 0 || /* rotation interrupted */
-                        (hs.n - h.seq == 1 &&    /* its first record not yet sealed */
-                         strtoull(last_file + strlen(RB_AUDIT_PREFIX), NULL, 10) == hs.n))))
+                        (last - h.seq == 1 &&    /* its first record not yet sealed */
+                         strtoull(last_file + strlen(RB_AUDIT_PREFIX), NULL, 10) == last))))
                 problem(r, RB_AUDIT_HEAD, 0, h.seq,
                         "the head names %s but the last log file is %s", h.file, last_file);
             else
-                r->unsealed = hs.n - h.seq;
+                r->unsealed = last - h.seq;
         }
     }
     free(hs.h);
+    rb__audit_prunes_free(&pr);
     st = RB_OK;
 out:
     EVP_PKEY_free(pub);

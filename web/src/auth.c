@@ -1136,3 +1136,42 @@ enum rb_status rb_web_history_delete(struct rb_web_auth *a, int64_t user_id, int
     pthread_mutex_unlock(&a->lock);
     return s;
 }
+
+enum rb_status rb_web_history_prune(struct rb_web_auth *a, int64_t before_us, bool dry_run,
+                                    int64_t *out_rows, int64_t *out_oldest_us)
+{
+    *out_rows = 0;
+    if (out_oldest_us)
+        *out_oldest_us = 0;
+    pthread_mutex_lock(&a->lock);
+    enum rb_status s = RB_OK;
+    if (dry_run) {
+        sqlite3_stmt *st = prep(a, "SELECT count(*) FROM web_history WHERE created_us < ?");
+        if (!st) {
+            s = dbfail(a, "history");
+        } else {
+            sqlite3_bind_int64(st, 1, before_us);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                *out_rows = sqlite3_column_int64(st, 0);
+            else
+                s = dbfail(a, "history");
+            sqlite3_finalize(st);
+        }
+    } else {
+        s = exec_locked(a, "DELETE FROM web_history WHERE created_us < ?", "i", before_us);
+        if (s == RB_OK)
+            *out_rows = sqlite3_changes(a->db);
+    }
+    if (s == RB_OK && out_oldest_us) {
+        sqlite3_stmt *st =
+            prep(a, "SELECT min(created_us) FROM web_history WHERE created_us >= ?");
+        if (st) {
+            sqlite3_bind_int64(st, 1, before_us);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                *out_oldest_us = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return s;
+}

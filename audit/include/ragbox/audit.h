@@ -103,6 +103,12 @@ struct rb_audit_options {
     bool syslog;                  /* summary line per record to syslog/journald (default true) */
     rb_audit_redact_fn redact;    /* NULL = store query/answer as given (caller redacted) */
     void *redact_user;
+    /* The clock for record times, checkpoint times and rotation by age, in
+     * UTC µs since the epoch. NULL = the system clock (always, in ragbox).
+     * Tests inject one to build a trail whose old segments really are old
+     * (retention), since a record's time cannot be edited afterwards. */
+    int64_t (*now_us)(void *user);
+    void *now_user;
 };
 /* Fills the defaults above (dir = NULL). */
 void rb_audit_options_default(struct rb_audit_options *o);
@@ -214,6 +220,9 @@ struct rb_audit_verify_report {
     uint64_t checkpoints;    /* checkpoints whose signatures were checked */
     uint64_t first_seq, last_seq;
     uint64_t unsealed;       /* complete records beyond the signed head (crash window) */
+    uint64_t prunes;         /* signed prune records checked (retention) */
+    uint64_t pruned_through; /* records 1..pruned_through were removed by retention (0 = none) */
+    uint64_t pending_removal; /* pruned segments still present (a prune was interrupted) */
     /* the first problem found (when !ok): */
     char problem[512];       /* human description */
     char file[256];          /* file name within the audit dir ("" when not file-specific) */
@@ -221,7 +230,9 @@ struct rb_audit_verify_report {
     uint64_t seq;            /* seq concerned (0 = none) */
 };
 
-/* Verifies the directory: every line parses, seq runs 1,2,3.. without gaps,
+/* Verifies the directory: every line parses, seq runs 1,2,3.. without gaps
+ * (or, after retention pruned the oldest segments, from the seq and hash the
+ * last signed prune record anchors),
  * each prev is the SHA-256 of the previous line, files are contiguous, each
  * checkpoint's signature holds and matches the record it names, and the
  * signed head matches the last record (detecting truncation). pubkey_path:
@@ -267,5 +278,57 @@ RB_NODISCARD enum rb_status rb_audit_export(const char *dir, const struct rb_aud
 /* Parses "2026-11-25", "2026-11-25T06:00:00Z" or "2026-11-25T06:00:00.123456Z"
  * (UTC) into µs since the epoch. */
 RB_NODISCARD enum rb_status rb_audit_parse_time(const char *text, int64_t *us);
+
+/* =============================================================== retention */
+
+/* Retention removes whole sealed segments (audit-<seq>.jsonl files that
+ * rotation closed), oldest first, and never the live one the head names.
+ * Each prune first appends a signed record to prunes.jsonl:
+ *   {"sig":"<Ed25519 hex>","key":"<key id>","prune":{"first_seq":S,
+ *    "prev":"<SHA-256 of record S-1>","removed":[{"file","first_seq","last_seq",
+ *    "last_time","bytes","sha256"}...],"records":N,"before":"<cutoff>",
+ *    "time":"<when>","prev_prune":"<SHA-256 of the previous prune line>"}}
+ * (the signature covers "ragbox-audit-prune\n" + the bytes of the "prune"
+ * object), then deletes the files. rb_audit_verify then starts the chain at
+ * S with prev as the anchor, so it still proves that nothing else was removed:
+ * deleting the oldest retained segment, any other segment, a prune record or
+ * the whole prunes.jsonl is reported. The signed checkpoints of the removed
+ * segments stay in checkpoints.jsonl (they carry no record content) and are
+ * still checked; the one at S-1 must match the anchor. */
+
+struct rb_audit_segment {
+    char file[64];          /* audit-<first seq>.jsonl */
+    uint64_t first_seq, last_seq;
+    int64_t last_time_us;   /* time of its newest record */
+    uint64_t bytes;
+};
+
+struct rb_audit_prune_report {
+    struct rb_audit_segment *removed; /* removed (dry run: would be), oldest first; n_removed */
+    size_t n_removed;
+    uint64_t records;          /* records in them */
+    uint64_t bytes;
+    size_t n_kept;             /* segments kept, the live one included */
+    uint64_t first_kept_seq;   /* first record retained (0 = trail empty) */
+    /* The newest-record time of the oldest retained sealed segment (0 = none
+     * sealed): that segment is due once this is older than the cutoff. */
+    int64_t next_due_last_us;
+    uint64_t completed;        /* segments of an interrupted earlier prune deleted now */
+    char note[256];            /* why nothing (more) was removed, when relevant */
+};
+void rb_audit_prune_report_free(struct rb_audit_prune_report *r);
+
+/* Removes the oldest sealed segments whose newest record is older than
+ * before_us (UTC µs), as a contiguous prefix of the trail, never the live
+ * segment. Only segments that verify (seq and hash chain from the current
+ * anchor, the boundary record sealed by a valid signed checkpoint, the next
+ * segment continuing from it) are removed: a damaged segment is kept as
+ * evidence and the call fails with RB_ERR_VERIFY. With dry_run nothing is
+ * written or deleted; the report says what would be. o->dir and o->key_path
+ * as for rb_audit_open (the private key signs the prune record). Safe while
+ * other processes append (it takes the appenders' lock to write). */
+RB_NODISCARD enum rb_status rb_audit_prune(const struct rb_audit_options *o, int64_t before_us,
+                                           bool dry_run, struct rb_audit_prune_report *r,
+                                           struct rb_errmsg *err);
 
 #endif

@@ -181,6 +181,13 @@ RB_NODISCARD enum rb_status rb_web_history_list(struct rb_web_auth *auth, int64_
 /* entry_id > 0 deletes one entry, else all of the user's; *out_deleted = rows. */
 RB_NODISCARD enum rb_status rb_web_history_delete(struct rb_web_auth *auth, int64_t user_id,
                                                   int64_t entry_id, int64_t *out_deleted);
+/* Retention ([retention] answer_text_days): deletes every user's entries
+ * created before before_us (UTC µs); with dry_run only counts them.
+ * *out_rows = entries deleted (or due); *out_oldest_us (may be NULL) = the
+ * creation time of the oldest entry left (0 when none). */
+RB_NODISCARD enum rb_status rb_web_history_prune(struct rb_web_auth *auth, int64_t before_us,
+                                                 bool dry_run, int64_t *out_rows,
+                                                 int64_t *out_oldest_us);
 
 /* ================================================================= server */
 
