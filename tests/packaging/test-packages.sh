@@ -32,6 +32,7 @@ dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' >"$T/deb.files"
 for f in /usr/bin/ragbox /usr/sbin/ragbox-admin /etc/ragbox/ragbox.conf \
          /usr/lib/systemd/system/ragbox-web.service /usr/lib/systemd/system/ragbox-ingestd.service \
          /usr/lib/systemd/system/ragbox.target /usr/share/man/man1/ragbox.1.gz \
+         /usr/lib/systemd/system/ragbox-retention.service /usr/lib/systemd/system/ragbox-retention.timer \
          /usr/share/man/man8/ragbox-admin.8.gz /usr/share/doc/ragbox/copyright \
          /usr/share/doc/ragbox/changelog.gz /usr/share/ragbox/ragbox.conf.default; do
   check "deb contains $f" grep -qx "$f" "$T/deb.files"
@@ -66,9 +67,18 @@ for key in "User=ragbox" "NoNewPrivileges=yes" "ProtectSystem=strict" "ProtectHo
   check "ragbox-web.service has $key" grep -qx "$key" "$unit"
   check "ragbox-ingestd.service has $key" grep -qx "$key" "$T/x/usr/lib/systemd/system/ragbox-ingestd.service"
 done
+ret=$T/x/usr/lib/systemd/system/ragbox-retention.service
+for key in "User=ragbox" "Type=oneshot" "NoNewPrivileges=yes" "ProtectSystem=strict" "ProtectHome=yes" \
+           "PrivateTmp=yes" "ReadWritePaths=/var/lib/ragbox /var/log/ragbox" "RestrictAddressFamilies=AF_UNIX" \
+           "PrivateNetwork=yes" "CapabilityBoundingSet=" "SystemCallFilter=@system-service" "LimitCORE=0" \
+           "ExecStart=/usr/bin/ragbox --data /var/lib/ragbox --config /etc/ragbox/ragbox.conf retention run"; do
+  check "ragbox-retention.service has $key" grep -qx "$key" "$ret"
+done
+check "ragbox-retention.timer runs daily, catching up" sh -c "grep -qx 'OnCalendar=daily' '$T/x/usr/lib/systemd/system/ragbox-retention.timer' && grep -qx 'Persistent=true' '$T/x/usr/lib/systemd/system/ragbox-retention.timer'"
+check "ragbox.target wants the retention timer" grep -q 'ragbox-retention.timer' "$T/x/usr/lib/systemd/system/ragbox.target"
 if command -v systemd-analyze >/dev/null; then
   # Only the file syntax: the binary path is inside $T/x, not at /usr/bin.
-  check "systemd-analyze verify (syntax)" sh -c "systemd-analyze verify '$T/x/usr/lib/systemd/system/ragbox.target' 2>&1 | grep -v -e 'is not executable' -e 'man ragbox' | grep -q . && exit 1 || exit 0"
+  check "systemd-analyze verify (syntax)" sh -c "systemd-analyze verify '$T/x/usr/lib/systemd/system/ragbox.target' '$T/x/usr/lib/systemd/system/ragbox-retention.timer' 2>&1 | grep -v -e 'is not executable' -e 'man ragbox' | grep -q . && exit 1 || exit 0"
 fi
 check "man page renders without warnings" sh -c "zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | groff -man -Tutf8 -ww -z 2>&1 | grep -q . && exit 1 || exit 0"
 check "man page has a section per command (doctor, backup, model add)" sh -c "zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox backup' && zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox doctor' && zcat '$T/x/usr/share/man/man1/ragbox.1.gz' | grep -q '^.SS ragbox model add'"
