@@ -752,6 +752,67 @@ static struct rb_index_collection *collection_for(struct web_request *req, const
     return c;
 }
 
+/* The collections' ids and names (no counts) from the server's short-lived
+ * cache: *out is a caller-owned array freed with rb_index_collection_list_free
+ * in which only id and name are set. */
+static enum rb_status collections_light(struct rb_web *web, struct rb_index_collection **out,
+                                        size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&web->coll_lock);
+    int64_t now = rb_time_mono_ns();
+    enum rb_status st = RB_OK;
+    if (!web->coll_at_ns || now - web->coll_at_ns > WEB_COLL_TTL_NS) {
+        struct rb_index_collection *list = NULL;
+        size_t cnt = 0;
+        st = rb_index_collection_list(web->index, &list, &cnt);
+        struct web_coll *c = st == RB_OK ? rb_calloc_array(cnt ? cnt : 1, sizeof *c) : NULL;
+        if (st == RB_OK && !c)
+            st = RB_ERR_NOMEM;
+        for (size_t i = 0; c && i < cnt; i++) {
+            c[i].id = list[i].id;
+            c[i].name = list[i].name; /* moved */
+            list[i].name = NULL;
+        }
+        rb_index_collection_list_free(list, cnt);
+        if (st == RB_OK) {
+            for (size_t i = 0; i < web->n_coll; i++)
+                free(web->coll[i].name);
+            free(web->coll);
+            web->coll = c;
+            web->n_coll = cnt;
+            web->coll_at_ns = now;
+        }
+    }
+    struct rb_index_collection *copy =
+        st == RB_OK ? rb_calloc_array(web->n_coll ? web->n_coll : 1, sizeof *copy) : NULL;
+    if (st == RB_OK && !copy)
+        st = RB_ERR_NOMEM;
+    for (size_t i = 0; copy && i < web->n_coll; i++) {
+        copy[i].id = web->coll[i].id;
+        copy[i].name = rb_strdup(web->coll[i].name);
+        if (!copy[i].name)
+            st = RB_ERR_NOMEM;
+    }
+    size_t cnt = web->n_coll;
+    pthread_mutex_unlock(&web->coll_lock);
+    if (st != RB_OK) {
+        rb_index_collection_list_free(copy, copy ? cnt : 0);
+        return st;
+    }
+    *out = copy;
+    *n = cnt;
+    return RB_OK;
+}
+
+static void collections_changed(struct rb_web *web)
+{
+    pthread_mutex_lock(&web->coll_lock);
+    web->coll_at_ns = 0;
+    pthread_mutex_unlock(&web->coll_lock);
+}
+
 static enum MHD_Result h_collections_list(struct web_request *req)
 {
     struct rb_index_collection *list = NULL;
@@ -786,6 +847,7 @@ static enum MHD_Result h_collections_create(struct web_request *req)
     int64_t id = 0;
     enum rb_status st = rb_index_collection_create(req->web->index, name, &co, &id);
     free(policy_text);
+    collections_changed(req->web);
     if (st != RB_OK) {
         cJSON_Delete(body);
         if (st == RB_ERR_EXISTS)
@@ -813,6 +875,7 @@ static enum MHD_Result h_collections_delete(struct web_request *req)
     int64_t id = c->id;
     rb_index_collection_free(c);
     enum rb_status st = rb_index_collection_delete(req->web->index, id);
+    collections_changed(req->web);
     if (st != RB_OK)
         return rb__web_status(req, st, rb_index_errmsg(req->web->index));
     if (rb_web_grant_drop_collection(req->web->auth, id) != RB_OK)
@@ -1084,7 +1147,7 @@ static enum MHD_Result h_search(struct web_request *req)
      * collection"), none named = every readable one. */
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    enum rb_status st = rb_index_collection_list(req->web->index, &list, &n);
+    enum rb_status st = collections_light(req->web, &list, &n);
     if (st != RB_OK) {
         cJSON_Delete(body);
         return rb__web_status(req, st, rb_index_errmsg(req->web->index));
@@ -1363,7 +1426,7 @@ static bool ask_collections(struct web_request *req, const cJSON *names, const c
 {
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    enum rb_status st = rb_index_collection_list(req->web->index, &list, &n);
+    enum rb_status st = collections_light(req->web, &list, &n);
     if (st != RB_OK) {
         *ret = rb__web_status(req, st, rb_index_errmsg(req->web->index));
         return false;
@@ -1536,7 +1599,7 @@ static enum MHD_Result h_v1_models(struct web_request *req)
 #endif
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    if (rb_index_collection_list(req->web->index, &list, &n) == RB_OK) {
+    if (collections_light(req->web, &list, &n) == RB_OK) {
         for (size_t i = 0; i < n; i++) {
             if (!can(req, list[i].id, false))
                 continue;

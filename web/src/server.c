@@ -909,12 +909,13 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     pthread_cond_init(&web->streams_cond, NULL);
     pthread_mutex_init(&web->tasks_lock, NULL);
     pthread_cond_init(&web->tasks_cond, NULL);
+    pthread_mutex_init(&web->coll_lock, NULL);
     web->config = cfg;
     web->started_us = rb_time_now_us();
     web->data_dir = rb_strdup(opts->data_dir);
     web->metrics.count_by_route_status = calloc((rb__web_n_routes + 1) * 6, sizeof(uint64_t));
     enum rb_status st = RB_OK;
-    int64_t threads = 4, workers = 4, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
+    int64_t threads = 16, workers = 4, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
             max_body = 1 << 20, max_upload = 256LL << 20, depth = 32, max_fail = 5,
             backoff_max = 900;
     if (!web->data_dir || !web->metrics.count_by_route_status) {
@@ -1124,6 +1125,10 @@ void rb_web_close(struct rb_web *web)
     pthread_cond_destroy(&web->streams_cond);
     pthread_mutex_destroy(&web->tasks_lock);
     pthread_cond_destroy(&web->tasks_cond);
+    for (size_t i = 0; i < web->n_coll; i++)
+        free(web->coll[i].name);
+    free(web->coll);
+    pthread_mutex_destroy(&web->coll_lock);
     if (web->key_pem) {
         OPENSSL_cleanse(web->key_pem, strlen(web->key_pem));
         free(web->key_pem);

@@ -115,6 +115,21 @@ struct rb_web {
     pthread_t *workers;
     int n_workers;
     struct web_jobs *jobs; /* batch jobs (jobs.c), NULL when not built */
+    /* Collection ids and names for the hot paths (search, ask, /v1): the
+     * index's list also counts documents, chunks and vectors (scans), which
+     * cost more than the search itself. Refreshed after WEB_COLL_TTL_NS or
+     * when this server creates or deletes a collection. Access is still
+     * checked per request; a stale entry only names a collection id the
+     * index no longer has (no hits). */
+    pthread_mutex_t coll_lock;
+    struct web_coll *coll;
+    size_t n_coll;
+    int64_t coll_at_ns; /* 0 = invalid */
+};
+#define WEB_COLL_TTL_NS 2000000000LL
+struct web_coll {
+    int64_t id;
+    char *name;
 };
 
 /* The authenticated caller of a request. */
