@@ -79,11 +79,20 @@ static enum MHD_Result h_health(struct web_request *req)
 #else
     cJSON_AddBoolToObject(f, "upload", false);
 #endif
-    cJSON_AddBoolToObject(f, "batch", false);
 #if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
+    cJSON_AddBoolToObject(f, "batch", true);
     cJSON_AddBoolToObject(f, "openai", true);
+    /* which models this server loaded */
+    cJSON_AddBoolToObject(f, "generate", req->web->backend != NULL);
 #else
+    cJSON_AddBoolToObject(f, "batch", false);
     cJSON_AddBoolToObject(f, "openai", false);
+    cJSON_AddBoolToObject(f, "generate", false);
+#endif
+#if defined(RB_WEB_HAVE_ENGINE) && defined(RB_WEB_HAVE_ANSWER)
+    cJSON_AddBoolToObject(f, "embeddings", req->web->embedder != NULL);
+#else
+    cJSON_AddBoolToObject(f, "embeddings", false);
 #endif
     return rb__web_json(req, 200, o);
 }
