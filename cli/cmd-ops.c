@@ -1989,15 +1989,18 @@ static void doctor_retention(struct ops_doctor *d, struct rb_cli *cli)
     double n_rec = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "audit_records"));
     double n_hist = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "history_rows"));
     double n_logs = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "log_files"));
+    double n_jobs = cJSON_GetNumberValue(cJSON_GetObjectItem(due, "batch_jobs"));
+    if (!(n_jobs > 0))
+        n_jobs = 0;
     bool forever = cJSON_GetNumberValue(cJSON_GetObjectItem(set, "audit_days")) == 0 &&
                    cJSON_GetNumberValue(cJSON_GetObjectItem(set, "answer_text_days")) == 0 &&
                    cJSON_GetNumberValue(cJSON_GetObjectItem(set, "log_days")) == 0;
-    bool any_due = n_seg > 0 || n_hist > 0 || n_logs > 0;
+    bool any_due = n_seg > 0 || n_hist > 0 || n_logs > 0 || n_jobs > 0;
     char what[400];
     snprintf(what, sizeof what,
              "due now: %.0f audit segment(s) (%.0f records), %.0f question-history entr%s, "
-             "%.0f log file(s)",
-             n_seg, n_rec, n_hist, n_hist == 1 ? "y" : "ies", n_logs);
+             "%.0f batch job(s), %.0f log file(s)",
+             n_seg, n_rec, n_hist, n_hist == 1 ? "y" : "ies", n_jobs, n_logs);
     const char *fix = "enable the daily job: systemctl enable --now ragbox-retention.timer (or "
                       "run: ragbox-admin retention run)";
     const cJSON *e;

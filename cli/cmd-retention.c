@@ -4,7 +4,9 @@
  *                     are removed by rb_audit_prune (signed prune record, the
  *                     chain still verifies); the live segment never is.
  *   answer_text_days  users' question history (questions, answers, citations
- *                     in web_history) older is deleted (rb_web_history_prune).
+ *                     in web_history) older is deleted (rb_web_history_prune),
+ *                     and finished batch jobs (<data>/jobs/<id>: questions and
+ *                     answers) that ended before the cutoff.
  *                     The audit records of those questions stay (they keep
  *                     the answer's hash, or its text under [audit] answers =
  *                     full, for audit_days: the chain cannot be edited).
@@ -151,6 +153,8 @@ static void job_audit(struct retention *r, cJSON **removed_files)
 
 /* ================================================================ history */
 
+static void expire_jobs(struct retention *r, int64_t before, cJSON *j);
+
 static void job_history(struct retention *r)
 {
     cJSON *j = cJSON_AddObjectToObject(r->out, "answer_text");
@@ -167,6 +171,7 @@ static void job_history(struct retention *r)
         cJSON_AddNumberToObject(j, "history_rows", 0);
         cJSON_AddStringToObject(j, "note", "no database yet");
         free(db);
+        expire_jobs(r, before, j);
         return;
     }
     struct rb_web_auth_options o = {.db_path = db, .config = r->cli->config};
@@ -176,6 +181,7 @@ static void job_history(struct retention *r)
         add_error(r, "answer_text", err.text);
         cJSON_AddStringToObject(j, "error", err.text);
         free(db);
+        expire_jobs(r, before, j);
         return;
     }
     int64_t rows = 0, oldest = 0;
@@ -191,6 +197,94 @@ static void job_history(struct retention *r)
 #else
     cJSON_AddStringToObject(j, "note", "this build has no web module (no question history)");
 #endif
+    expire_jobs(r, before, j);
+}
+
+/* Finished batch jobs (<data>/jobs/<id>/: the question file and the answers)
+ * whose end is older than the cutoff are deleted; the web server drops them
+ * from its list when it next looks. Queued or running jobs are never touched. */
+static void expire_jobs(struct retention *r, int64_t before, cJSON *j)
+{
+    char *dir = rb_path_join(r->cli->data_dir, "jobs");
+    DIR *d = dir ? opendir(dir) : NULL;
+    int64_t n = 0, oldest = 0;
+    cJSON *ids = cJSON_CreateArray();
+    while (d && ids) {
+        struct dirent *e = readdir(d);
+        if (!e)
+            break;
+        size_t len = strlen(e->d_name);
+        bool hex = len == 16;
+        for (size_t i = 0; hex && i < len; i++)
+            hex = (e->d_name[i] >= '0' && e->d_name[i] <= '9') ||
+                  (e->d_name[i] >= 'a' && e->d_name[i] <= 'f');
+        if (!hex)
+            continue;
+        char *jd = rb_path_join(dir, e->d_name);
+        char *meta = jd ? rb_path_join(jd, "job.json") : NULL;
+        char *text = NULL;
+        size_t tl = 0;
+        cJSON *o = NULL;
+        struct rb_errmsg jerr;
+        if (meta && rb_fs_read_file(meta, 1 << 20, &text, &tl) == RB_OK &&
+            rb_json_parse(text, tl, 8, &o, &jerr) == RB_OK && cJSON_IsObject(o)) {
+            const char *state = rb_json_str(o, "state");
+            int64_t fin = (int64_t)rb_json_num(o, "finished_us", 0);
+            if (fin <= 0)
+                fin = (int64_t)rb_json_num(o, "created_us", 0);
+            bool finished = state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+                                      strcmp(state, "cancelled") == 0);
+            if (finished && fin > 0 && fin < before) {
+                bool gone = true;
+                if (!r->dry_run) {
+                    /* job.json last: a half-deleted job is still recognisably one. */
+                    DIR *jdir = opendir(jd);
+                    struct dirent *f;
+                    while (jdir && (f = readdir(jdir))) {
+                        if (f->d_name[0] == '.' || strcmp(f->d_name, "job.json") == 0)
+                            continue;
+                        char *fp = rb_path_join(jd, f->d_name);
+                        if (fp && unlink(fp) != 0 && errno != ENOENT)
+                            gone = false;
+                        free(fp);
+                    }
+                    if (jdir)
+                        closedir(jdir);
+                    gone = gone && unlink(meta) == 0 && rmdir(jd) == 0;
+                    if (!gone) {
+                        char *m = rb_asprintf("cannot delete batch job %s: %s", jd,
+                                              strerror(errno));
+                        add_error(r, "answer_text", m ? m : "cannot delete a batch job");
+                        free(m);
+                    }
+                }
+                if (gone) {
+                    n++;
+                    cJSON_AddItemToArray(ids, cJSON_CreateString(e->d_name));
+                }
+            } else if (finished && fin > 0 && (!oldest || fin < oldest)) {
+                oldest = fin;
+            }
+        }
+        cJSON_Delete(o);
+        free(text);
+        free(meta);
+        free(jd);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    cJSON_AddNumberToObject(j, "batch_jobs", (double)n);
+    cJSON_AddItemToObject(j, "batch_job_ids", ids);
+    if (oldest) {
+        int64_t due = oldest + r->answer_days * DAY_US;
+        const char *prev = rb_json_str(j, "next_due");
+        int64_t prev_us = 0;
+        if (!prev || rb_audit_parse_time(prev, &prev_us) != RB_OK || due < prev_us) {
+            cJSON_DeleteItemFromObject(j, "next_due");
+            add_time(j, "next_due", due);
+        }
+    }
 }
 
 /* ================================================================ logs */
@@ -356,11 +450,13 @@ static void print_human(const cJSON *o)
         if (rb_json_str(j, "error"))
             printf("  answer_text  FAILED: %s\n", rb_json_str(j, "error"));
         else if (cJSON_GetObjectItem(j, "history_rows") && rb_json_str(j, "before"))
-            printf("  answer_text  %s %d question-history entr%s older than %s\n",
+            printf("  answer_text  %s %d question-history entr%s and %d finished batch job(s) "
+                   "older than %s\n",
                    dry ? "would delete" : "deleted",
                    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "history_rows")),
                    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "history_rows")) == 1 ? "y"
                                                                                           : "ies",
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "batch_jobs")),
                    rb_json_str(j, "before"));
         else
             printf("  answer_text  %s\n", rb_json_str(j, "note") ? rb_json_str(j, "note") : "");
@@ -397,7 +493,8 @@ static int run(struct rb_cli *cli, bool dry_run, bool json, const char *cmd)
         if (audit_files && cJSON_GetArraySize(audit_files) > 0)
             audit_record(&r, "audit", j);
         j = cJSON_GetObjectItem(r.out, "answer_text");
-        if (j && cJSON_GetNumberValue(cJSON_GetObjectItem(j, "history_rows")) > 0)
+        if (j && (cJSON_GetNumberValue(cJSON_GetObjectItem(j, "history_rows")) > 0 ||
+                  cJSON_GetNumberValue(cJSON_GetObjectItem(j, "batch_jobs")) > 0))
             audit_record(&r, "answer_text", j);
         j = cJSON_GetObjectItem(r.out, "logs");
         if (log_files && cJSON_GetArraySize(log_files) > 0)
@@ -441,7 +538,8 @@ int rb_cmd_retention_run(struct rb_cli *cli, int argc, char **argv)
         "                    record anchors what remains, so 'ragbox audit verify' still\n"
         "                    proves nothing else was removed. A damaged segment is kept.\n"
         "  answer_text_days  deletes users' question history (questions and answers)\n"
-        "                    older than that. Audit records are not edited.\n"
+        "                    and finished batch jobs (question files and results) older\n"
+        "                    than that. Audit records are not edited.\n"
         "  log_days          deletes *.log files older than that from ragbox's log\n"
         "                    directory (/var/log/ragbox), never the audit trail.\n"
         "Each removal is recorded in the audit trail (action 'system', target\n"
@@ -531,6 +629,8 @@ int rb_cmd_retention_status(struct rb_cli *cli, int argc, char **argv)
     j = cJSON_GetObjectItem(r.out, "answer_text");
     double rows = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "history_rows"));
     cJSON_AddNumberToObject(due, "history_rows", rows > 0 ? rows : 0);
+    double jobs = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "batch_jobs"));
+    cJSON_AddNumberToObject(due, "batch_jobs", jobs > 0 ? jobs : 0);
     if (rb_json_str(j, "next_due"))
         cJSON_AddStringToObject(due, "history_next", rb_json_str(j, "next_due"));
     j = cJSON_GetObjectItem(r.out, "logs");
@@ -552,11 +652,13 @@ int rb_cmd_retention_status(struct rb_cli *cli, int argc, char **argv)
                    cJSON_IsTrue(cJSON_GetObjectItem(lr, "ok")) ? "ok" : "with errors");
         else
             printf("last run: never\n");
-        printf("due now: %d audit segment(s) (%d records), %d history entr%s, %d log file(s)\n",
+        printf("due now: %d audit segment(s) (%d records), %d history entr%s, %d batch job(s), "
+               "%d log file(s)\n",
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(due, "audit_segments")),
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(due, "audit_records")),
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(due, "history_rows")),
                cJSON_GetNumberValue(cJSON_GetObjectItem(due, "history_rows")) == 1 ? "y" : "ies",
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(due, "batch_jobs")),
                (int)cJSON_GetNumberValue(cJSON_GetObjectItem(due, "log_files")));
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "errors"))

@@ -195,6 +195,38 @@ int main(void)
     touch_old(logs, "web.log", 2);
     touch_old(logs, "notes.txt", 400);
 
+    /* ---- batch jobs (<data>/jobs/<id>/job.json as the web server writes it):
+     * a done job that ended 200 days ago goes; a job still running since then,
+     * a done job 10 days old and a directory that is not a job stay. */
+    struct {
+        const char *id, *state;
+        int days;
+    } jobs[] = {{"00000000000000a1", "done", 200},
+                {"00000000000000a2", "running", 200},
+                {"00000000000000a3", "done", 10}};
+    for (size_t i = 0; i < RB_ARRAY_LEN(jobs); i++) {
+        char jd[4600], jf[4700];
+        snprintf(jd, sizeof jd, "%s/jobs/%s", data, jobs[i].id);
+        REQUIRE(rb_fs_mkdirs(jd, 0700) == RB_OK);
+        snprintf(jf, sizeof jf, "%s/job.json", jd);
+        f = fopen(jf, "w");
+        REQUIRE(f);
+        long long t = (long long)(now - jobs[i].days * DAY_US);
+        fprintf(f,
+                "{\"id\":\"%s\",\"owner\":\"alice\",\"owner_id\":%lld,\"client\":\"192.0.2.1\","
+                "\"questions_format\":\"csv\",\"collections\":[\"clinical\"],\"mode\":\"auto\","
+                "\"state\":\"%s\",\"total\":2,\"done\":2,\"created_us\":%lld,\"finished_us\":%lld}\n",
+                jobs[i].id, (long long)alice, jobs[i].state, t,
+                strcmp(jobs[i].state, "done") == 0 ? t : 0LL);
+        fclose(f);
+        snprintf(jf, sizeof jf, "%s/result.jsonl", jd);
+        f = fopen(jf, "w");
+        REQUIRE(f);
+        fputs("{\"id\":\"q1\",\"answer\":\"secret answer\"}\n", f);
+        fclose(f);
+    }
+    sh("mkdir -p '%s/jobs/not-a-job'%s", data, "");
+
     /* ---- dry run: reports, changes nothing */
     char *before = snapshot(data, logs);
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' retention run --dry-run --json", data, conf),
@@ -209,6 +241,9 @@ int main(void)
                  3);
     CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "logs"), "files")),
                  3);
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "answer_text"),
+                                                          "batch_jobs")),
+                 1);
     cJSON_Delete(j);
     char *after = snapshot(data, logs);
     CHECK_STR(before, after);
@@ -226,12 +261,13 @@ int main(void)
     cJSON_Delete(j);
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' doctor --quick 2>&1", data, conf), 0);
     CHECK(strstr(out_buf, "WARN  retention  retention has never run; due now: 2 audit segment(s) "
-                          "(6 records), 3 question-history entries, 3 log file(s)") != NULL);
+                          "(6 records), 3 question-history entries, 1 batch job(s), 3 log file(s)") != NULL);
 
     /* ---- the run */
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' retention run 2>&1", data, conf), 0);
     CHECK(strstr(out_buf, "audit        removed 2 segment(s), 6 record(s)") != NULL);
-    CHECK(strstr(out_buf, "answer_text  deleted 3 question-history entries") != NULL);
+    CHECK(strstr(out_buf, "answer_text  deleted 3 question-history entries and 1 finished batch "
+                          "job(s)") != NULL);
     CHECK(strstr(out_buf, "logs         deleted 3 file(s)") != NULL);
     fputs(out_buf, stderr);
     /* audit: exactly A and B gone */
@@ -254,6 +290,12 @@ int main(void)
     CHECK_STR(rb_json_str(cJSON_GetArrayItem(hist, 0), "question"), "question today");
     cJSON_Delete(hist);
     rb_web_auth_close(auth);
+    /* batch jobs: only the old finished one gone */
+    char jobs_dir[4400];
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", data);
+    CHECK(!exists(jobs_dir, "00000000000000a1"));
+    CHECK(exists(jobs_dir, "00000000000000a2/result.jsonl") &&
+          exists(jobs_dir, "00000000000000a3/job.json") && exists(jobs_dir, "not-a-job"));
     /* logs: the three old *.log files gone; the new one, the non-log file, the audit trail kept */
     CHECK(!exists(logs, "ingest.log") && !exists(logs, "ingest.log.1.gz") &&
           !exists(logs, "ingest.log.2"));

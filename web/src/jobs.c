@@ -574,12 +574,32 @@ void rb__web_jobs_stop(struct rb_web *web)
 
 /* ============================================================= handlers */
 
+/* Finished jobs whose files `ragbox retention run` deleted ([retention]
+ * answer_text_days: the results hold questions and answers) leave the list,
+ * as if deleted through the API. Lock held. */
+static void drop_expired(struct web_jobs *js)
+{
+    for (struct job **pp = &js->list; *pp;) {
+        struct job *j = *pp;
+        bool finished = j->state == JOB_DONE || j->state == JOB_FAILED || j->state == JOB_CANCELLED;
+        char *path = finished ? job_path(js, j, "job.json") : NULL;
+        if (path && !rb_fs_exists(path)) {
+            *pp = j->next;
+            job_free(j);
+        } else {
+            pp = &j->next;
+        }
+        free(path);
+    }
+}
+
 /* The job named in the path if the caller may see it (owner or admin). Lock held. */
 static struct job *job_visible(struct web_request *req)
 {
     const char *id = req->params[0];
     if (!valid_id(id))
         return NULL;
+    drop_expired(req->web->jobs);
     for (struct job *j = req->web->jobs->list; j; j = j->next) {
         if (strcmp(j->id, id) != 0)
             continue;
@@ -837,6 +857,7 @@ enum MHD_Result rb__web_jobs_list(struct web_request *req)
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
     pthread_mutex_lock(&js->lock);
+    drop_expired(js);
     for (struct job *j = js->list; j && arr; j = j->next)
         if (admin || j->owner_id == req->caller.user.id)
             cJSON_AddItemToArray(arr, job_json(j, false));
