@@ -85,8 +85,8 @@ static int load(struct retention *r, struct rb_cli *cli, bool dry_run)
     struct rb_errmsg err = {{0}};
     if (rb_config_int(cli->config, "retention", "audit_days", 2555, 0, 36500, &r->audit_days,
                       &err) != RB_OK ||
-        rb_config_int(cli->config, "retention", "answer_text_days", 90, 0, 36500,
-                      &r->answer_days, &err) != RB_OK ||
+        rb_config_int(cli->config, "retention", "answer_text_days", 90, 0, 36500, &r->answer_days,
+                      &err) != RB_OK ||
         rb_config_int(cli->config, "retention", "log_days", 30, 0, 36500, &r->log_days, &err) !=
             RB_OK)
         return rb_cli_fail("%s (a whole number of days, 0 = keep forever)", err.text);
@@ -252,8 +252,8 @@ static void expire_jobs(struct retention *r, int64_t before, cJSON *j)
                         closedir(jdir);
                     gone = gone && unlink(meta) == 0 && rmdir(jd) == 0;
                     if (!gone) {
-                        char *m = rb_asprintf("cannot delete batch job %s: %s", jd,
-                                              strerror(errno));
+                        char *m =
+                            rb_asprintf("cannot delete batch job %s: %s", jd, strerror(errno));
                         add_error(r, "answer_text", m ? m : "cannot delete a batch job");
                         free(m);
                     }
@@ -370,10 +370,10 @@ static void job_logs(struct retention *r, cJSON **removed)
     cJSON_AddNumberToObject(j, "days", (double)r->log_days);
     char *dir = log_dir(r);
     if (r->log_days == 0 || !dir) {
-        cJSON_AddStringToObject(j, "note", r->log_days == 0
-                                               ? "kept forever (log_days = 0)"
-                                               : "no log directory outside the data directory "
-                                                 "(the services log to journald)");
+        cJSON_AddStringToObject(j, "note",
+                                r->log_days == 0 ? "kept forever (log_days = 0)"
+                                                 : "no log directory outside the data directory "
+                                                   "(the services log to journald)");
         free(dir);
         return;
     }

@@ -456,8 +456,9 @@ enum rb_status rb_audit_prune(const struct rb_audit_options *o, int64_t before_u
     char problem[512] = "";
     uint64_t pline = 0;
     if ((st = rb__audit_prunes_load(dir, key, &p, problem, sizeof problem, &pline)) != RB_OK) {
-        st = rb_errmsg_set(err, st, "%s/%s line %llu: %s; nothing pruned (run 'ragbox audit "
-                                    "verify')",
+        st = rb_errmsg_set(err, st,
+                           "%s/%s line %llu: %s; nothing pruned (run 'ragbox audit "
+                           "verify')",
                            dir, RB_AUDIT_PRUNES, (unsigned long long)pline, problem);
         goto out;
     }
@@ -501,8 +502,9 @@ enum rb_status rb_audit_prune(const struct rb_audit_options *o, int64_t before_u
         struct walked *cur = &w[n];
         struct rb_errmsg werr = {{0}};
         if ((st = walk_segment(dir, files[i], next_seq, chain, cur, &werr)) != RB_OK) {
-            rb_errmsg_set(err, st, "%s; the segment is kept as evidence and nothing was pruned "
-                                   "(run 'ragbox audit verify')",
+            rb_errmsg_set(err, st,
+                          "%s; the segment is kept as evidence and nothing was pruned "
+                          "(run 'ragbox audit verify')",
                           werr.text);
             goto out;
         }

@@ -47,8 +47,12 @@ static void opts_at(const char *base, char *dir, size_t size, struct rb_audit_op
 static void append_at(struct rb_audit *a, int64_t when, const char *q)
 {
     fake_now = when;
-    struct rb_audit_event ev = {.action = RB_AUDIT_QUERY, .user = "alice", .client = "cli",
-                                .query = q, .outcome = "ok", .latency_ms = 3};
+    struct rb_audit_event ev = {.action = RB_AUDIT_QUERY,
+                                .user = "alice",
+                                .client = "cli",
+                                .query = q,
+                                .outcome = "ok",
+                                .latency_ms = 3};
     uint64_t seq = 0;
     CHECK_MSG(rb_audit_append(a, &ev, &seq) == RB_OK, "%s", rb_audit_errmsg(a));
 }
@@ -230,8 +234,10 @@ int main(void)
         CHECK(!r.ok);
         /* (6) the first retained record replaced by one that does not continue the anchor */
         fresh_copy(snap1, t2);
-        sh("sed -i '1s/\"prev\":\"[0-9a-f]*\"/\"prev\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"/' '%s/%s'", t2,
-           seg(7));
+        sh("sed -i '1s/\"prev\":\"[0-9a-f]*\"/\"prev\":\""
+           "0000000000000000000000000000000000000000000000000000000000000000"
+           "\"/' '%s/%s'",
+           t2, seg(7));
         r = verify_dir(t2);
         CHECK(!r.ok && strstr(r.problem, "anchors") != NULL);
     }

@@ -52,11 +52,12 @@ static void sh(const char *fmt, const char *a, const char *b)
 static char *snapshot(const char *data, const char *logs)
 {
     char cmd[12000];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && find . -type f ! -name 'ragbox.db*' | sort | xargs sha256sum; "
-             "cd '%s' && find . -type f | sort | xargs sha256sum; "
-             "sqlite3 '%s/ragbox.db' 'SELECT id, question, created_us FROM web_history ORDER BY id'",
-             data, logs, data);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s' && find . -type f ! -name 'ragbox.db*' | sort | xargs sha256sum; "
+        "cd '%s' && find . -type f | sort | xargs sha256sum; "
+        "sqlite3 '%s/ragbox.db' 'SELECT id, question, created_us FROM web_history ORDER BY id'",
+        data, logs, data);
     FILE *p = popen(cmd, "r");
     REQUIRE(p);
     char *out = calloc(1, 1 << 18);
@@ -149,9 +150,12 @@ int main(void)
     for (size_t s = 0; s < 6; s++)
         for (int i = 0; i < 3; i++) {
             fake_now = now - ages[s] * DAY_US + i * 1000000 - (s == 5 ? 10000000 : 0);
-            struct rb_audit_event ev = {.action = RB_AUDIT_QUERY, .user = "alice",
-                                        .client = "192.0.2.1", .query = "which dose?",
-                                        .outcome = "answered", .latency_ms = 12};
+            struct rb_audit_event ev = {.action = RB_AUDIT_QUERY,
+                                        .user = "alice",
+                                        .client = "192.0.2.1",
+                                        .query = "which dose?",
+                                        .outcome = "answered",
+                                        .latency_ms = 12};
             REQUIRE(rb_audit_append(a, &ev, NULL) == RB_OK);
         }
     rb_audit_close(a);
@@ -165,14 +169,15 @@ int main(void)
     int64_t alice = 0, bob = 0;
     REQUIRE(rb_web_user_add(auth, "alice", RB_WEB_ROLE_USER, "correct horse battery", &alice) ==
             RB_OK);
-    REQUIRE(rb_web_user_add(auth, "bob", RB_WEB_ROLE_USER, "correct horse battery", &bob) ==
-            RB_OK);
+    REQUIRE(rb_web_user_add(auth, "bob", RB_WEB_ROLE_USER, "correct horse battery", &bob) == RB_OK);
     struct {
         int64_t user;
         const char *q;
         int days;
-    } rows[] = {{alice, "secret question 200", 200}, {alice, "secret question 100", 100},
-                {alice, "question 10", 10},          {bob, "secret question 95", 95},
+    } rows[] = {{alice, "secret question 200", 200},
+                {alice, "secret question 100", 100},
+                {alice, "question 10", 10},
+                {bob, "secret question 95", 95},
                 {bob, "question today", 0}};
     for (size_t i = 0; i < RB_ARRAY_LEN(rows); i++) {
         int64_t id = 0;
@@ -212,12 +217,13 @@ int main(void)
         f = fopen(jf, "w");
         REQUIRE(f);
         long long t = (long long)(now - jobs[i].days * DAY_US);
-        fprintf(f,
-                "{\"id\":\"%s\",\"owner\":\"alice\",\"owner_id\":%lld,\"client\":\"192.0.2.1\","
-                "\"questions_format\":\"csv\",\"collections\":[\"clinical\"],\"mode\":\"auto\","
-                "\"state\":\"%s\",\"total\":2,\"done\":2,\"created_us\":%lld,\"finished_us\":%lld}\n",
-                jobs[i].id, (long long)alice, jobs[i].state, t,
-                strcmp(jobs[i].state, "done") == 0 ? t : 0LL);
+        fprintf(
+            f,
+            "{\"id\":\"%s\",\"owner\":\"alice\",\"owner_id\":%lld,\"client\":\"192.0.2.1\","
+            "\"questions_format\":\"csv\",\"collections\":[\"clinical\"],\"mode\":\"auto\","
+            "\"state\":\"%s\",\"total\":2,\"done\":2,\"created_us\":%lld,\"finished_us\":%lld}\n",
+            jobs[i].id, (long long)alice, jobs[i].state, t,
+            strcmp(jobs[i].state, "done") == 0 ? t : 0LL);
         fclose(f);
         snprintf(jf, sizeof jf, "%s/result.jsonl", jd);
         f = fopen(jf, "w");
@@ -236,13 +242,13 @@ int main(void)
     const cJSON *ja = cJSON_GetObjectItem(j, "audit");
     CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(ja, "segments")), 2);
     CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(ja, "records")), 6);
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "answer_text"),
-                                                          "history_rows")),
+    CHECK_EQ_INT(cJSON_GetNumberValue(
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(j, "answer_text"), "history_rows")),
                  3);
     CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "logs"), "files")),
                  3);
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "answer_text"),
-                                                          "batch_jobs")),
+    CHECK_EQ_INT(cJSON_GetNumberValue(
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(j, "answer_text"), "batch_jobs")),
                  1);
     cJSON_Delete(j);
     char *after = snapshot(data, logs);
@@ -255,13 +261,14 @@ int main(void)
     j = cJSON_Parse(out_buf);
     REQUIRE(j);
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "last_run")));
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "due"),
-                                                          "history_rows")),
-                 3);
+    CHECK_EQ_INT(
+        cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "due"), "history_rows")),
+        3);
     cJSON_Delete(j);
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' doctor --quick 2>&1", data, conf), 0);
-    CHECK(strstr(out_buf, "WARN  retention  retention has never run; due now: 2 audit segment(s) "
-                          "(6 records), 3 question-history entries, 1 batch job(s), 3 log file(s)") != NULL);
+    CHECK(strstr(out_buf,
+                 "WARN  retention  retention has never run; due now: 2 audit segment(s) "
+                 "(6 records), 3 question-history entries, 1 batch job(s), 3 log file(s)") != NULL);
 
     /* ---- the run */
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' retention run 2>&1", data, conf), 0);
@@ -328,9 +335,8 @@ int main(void)
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' retention run --json", data, conf), 0);
     j = cJSON_Parse(out_buf);
     REQUIRE(j);
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "audit"),
-                                                          "segments")),
-                 0);
+    CHECK_EQ_INT(
+        cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "audit"), "segments")), 0);
     cJSON_Delete(j);
 
     /* ---- removing the oldest retained segment is detected */
