@@ -89,6 +89,77 @@ static void touch_old(const char *dir, const char *name, int days)
     REQUIRE(utimes(p, tv) == 0);
 }
 
+/* The web server on loopback, as the appliance runs it. */
+static char server_pid[64];
+static int server_port;
+static char api_key[256];
+
+/* A failed REQUIRE exits: never leave the server running. */
+static void server_kill_at_exit(void)
+{
+    if (server_pid[0]) {
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "kill %s 2>/dev/null", server_pid);
+        if (system(cmd) != 0)
+            server_pid[0] = '\0';
+    }
+}
+
+static void server_start(const char *data, const char *conf, const char *root)
+{
+    server_port = 20000 + (int)(getpid() % 20000);
+    char cmd[13000];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --data '%s' --config '%s' serve --listen 127.0.0.1:%d >'%s/serve.log' 2>&1 & "
+             "echo $! >'%s/serve.pid'",
+             getenv("RAGBOX_BIN"), data, conf, server_port, root, root);
+    REQUIRE(system(cmd) == 0);
+    char pidfile[4400];
+    snprintf(pidfile, sizeof pidfile, "%s/serve.pid", root);
+    FILE *f = fopen(pidfile, "r");
+    REQUIRE(f && fgets(server_pid, sizeof server_pid, f));
+    fclose(f);
+    server_pid[strcspn(server_pid, "\n")] = '\0';
+    atexit(server_kill_at_exit);
+    bool up = false;
+    for (int i = 0; i < 150 && !up; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "curl -fsS -o /dev/null http://127.0.0.1:%d/api/health 2>/dev/null", server_port);
+        up = system(cmd) == 0;
+        if (!up)
+            usleep(200 * 1000);
+    }
+    REQUIRE(up);
+}
+
+static void server_stop(void)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "kill %s 2>/dev/null; sleep 0.3", server_pid);
+    CHECK(system(cmd) == 0);
+    server_pid[0] = '\0';
+}
+
+/* GET path with the admin's key: the HTTP status; the body in out_buf. */
+static int api_get(const char *path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "curl -sS -m 30 -H 'Authorization: Bearer %s' -w '\\n%%{http_code}' "
+             "http://127.0.0.1:%d%s",
+             api_key, server_port, path);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
+    out_buf[n] = '\0';
+    pclose(p);
+    char *nl = strrchr(out_buf, '\n');
+    int code = nl ? atoi(nl + 1) : 0;
+    if (nl)
+        *nl = '\0';
+    return code;
+}
+
 struct scan_ctx {
     int system_records;
     bool audit_job, history_job, logs_job;
@@ -256,6 +327,27 @@ int main(void)
     free(after);
     CHECK(!exists(data, "retention.json"));
     CHECK(!exists(audit, "prunes.jsonl"));
+
+    /* The web server holds the batch jobs in memory while retention runs. */
+    bool have_server = system("command -v curl >/dev/null") == 0;
+    if (have_server) {
+        CHECK_EQ_INT(
+            run("echo 'correct horse battery staple' | '%s' --data '%s' --config '%s' user "
+                "add ops --role admin --password-stdin >/dev/null 2>&1",
+                data, conf),
+            0);
+        CHECK_EQ_INT(
+            run("'%s' --data '%s' --config '%s' apikey create ops 2>/dev/null", data, conf), 0);
+        char *last = out_buf + strlen(out_buf);
+        while (last > out_buf && (last[-1] == '\n' || last[-1] == ' '))
+            *--last = '\0';
+        char *line = strrchr(out_buf, '\n');
+        rb_strlcpy(api_key, line ? line + 1 : out_buf, sizeof api_key);
+        server_start(data, conf, root);
+        CHECK_EQ_INT(api_get("/api/jobs"), 200);
+        CHECK(strstr(out_buf, "00000000000000a1") && strstr(out_buf, "00000000000000a3"));
+        CHECK_EQ_INT(api_get("/api/jobs/00000000000000a1"), 200);
+    }
     /* status before any run: never ran, 2 + 3 + 3 due */
     CHECK_EQ_INT(run("'%s' --data '%s' --config '%s' retention status --json", data, conf), 0);
     j = cJSON_Parse(out_buf);
@@ -303,6 +395,15 @@ int main(void)
     CHECK(!exists(jobs_dir, "00000000000000a1"));
     CHECK(exists(jobs_dir, "00000000000000a2/result.jsonl") &&
           exists(jobs_dir, "00000000000000a3/job.json") && exists(jobs_dir, "not-a-job"));
+    /* the running server no longer lists the expired job, and answers 404 for it */
+    if (have_server) {
+        CHECK_EQ_INT(api_get("/api/jobs"), 200);
+        CHECK(strstr(out_buf, "00000000000000a1") == NULL);
+        CHECK(strstr(out_buf, "00000000000000a3") != NULL);
+        CHECK_EQ_INT(api_get("/api/jobs/00000000000000a1"), 404);
+        CHECK_EQ_INT(api_get("/api/jobs/00000000000000a3"), 200);
+        server_stop();
+    }
     /* logs: the three old *.log files gone; the new one, the non-log file, the audit trail kept */
     CHECK(!exists(logs, "ingest.log") && !exists(logs, "ingest.log.1.gz") &&
           !exists(logs, "ingest.log.2"));
