@@ -1,5 +1,6 @@
 /* The answerer: retrieval over the index (with the caller's ACL), the
  * vertical's policy and template, rb_answer_respond, and the audit record. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +194,181 @@ out:
     return st;
 }
 
+/* ----------------------------------------------------------- redaction */
+
+const char *const rb_answer_draft_kinds[] = {"notice", "reply", NULL};
+
+enum rb_status rb_answer_policy_redacts_answers(const char *policy_json, bool *answers_set,
+                                                bool *answers)
+{
+    *answers_set = false;
+    *answers = false;
+    if (!policy_json || !*policy_json)
+        return RB_OK;
+    cJSON *o = cJSON_Parse(policy_json);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return RB_ERR_INVALID;
+    }
+    enum rb_status st = RB_OK;
+    const cJSON *red = cJSON_GetObjectItemCaseSensitive(o, "redaction");
+    if (red && !cJSON_IsObject(red)) {
+        st = RB_ERR_INVALID;
+    } else if (red) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(red, "answers");
+        if (x && !cJSON_IsBool(x)) {
+            st = RB_ERR_INVALID;
+        } else if (x) {
+            *answers_set = true;
+            *answers = cJSON_IsTrue(x);
+        }
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+/* Whether answers to req must be redacted: a collection whose policy says
+ * "answers": true, or the pack's default for a collection that sets nothing. */
+static enum rb_status needs_redaction(struct rb_answerer *a, const struct rb_answer_request *req,
+                                      bool pack_default, bool *redact, struct rb_errmsg *err)
+{
+    *redact = false;
+    for (size_t i = 0; i < req->n_collections && i < 256; i++) {
+        struct rb_index_collection *c = NULL;
+        enum rb_status st = rb_index_collection_get(a->o.index, req->collections[i], &c);
+        if (st == RB_ERR_NOT_FOUND)
+            continue; /* retrieval reports it */
+        if (st != RB_OK)
+            return rb_errmsg_set(err, st, "%s: %s", req->collections[i],
+                                 rb_index_errmsg(a->o.index));
+        bool set = false, on = false;
+        st = rb_answer_policy_redacts_answers(c->policy_json, &set, &on);
+        if (st != RB_OK)
+            rb_errmsg_set(err, st,
+                          "collection '%s': its policy is not valid (\"redaction\" must be an "
+                          "object of booleans \"answers\" and \"ingest\")",
+                          c->name);
+        rb_index_collection_free(c);
+        if (st != RB_OK)
+            return st;
+        if (set ? on : pack_default)
+            *redact = true;
+    }
+    return RB_OK;
+}
+
+static size_t count_marks(const char *t)
+{
+    size_t n = 0;
+    for (const char *p = t; p && (p = strstr(p, "[REDACTED:")); p += 10)
+        n++;
+    return n;
+}
+
+/* Replaces *text by its redacted form; adds the findings to *n. */
+static enum rb_status redact_owned(struct rb_answerer *a, char **text, size_t *n)
+{
+    if (!*text)
+        return RB_OK;
+    char *r = a->o.redact(a->o.redact_user, *text, strlen(*text));
+    if (!r)
+        return RB_ERR_NOMEM;
+    size_t before = count_marks(*text), after = count_marks(r);
+    if (n && after > before)
+        *n += after - before;
+    free(*text);
+    *text = r;
+    return RB_OK;
+}
+
+/* Everything of a result a user sees or the web history stores: the answer,
+ * each citation's text and section, the retrieved passages. */
+static enum rb_status redact_result(struct rb_answerer *a, struct rb_answer_result *r)
+{
+    size_t n = 0;
+    enum rb_status st = redact_owned(a, &r->answer, &n);
+    for (size_t i = 0; st == RB_OK && i < r->n_citations; i++) {
+        st = redact_owned(a, &r->citation[i].text, &n);
+        if (st == RB_OK)
+            st = redact_owned(a, &r->citation[i].section, &n);
+    }
+    for (size_t i = 0; st == RB_OK && i < r->n_passages; i++) {
+        st = redact_owned(a, &r->passage[i].text, NULL);
+        if (st == RB_OK)
+            st = redact_owned(a, &r->passage[i].section, NULL);
+    }
+    r->redacted = st == RB_OK;
+    r->n_redactions = n;
+    return st;
+}
+
+/* Streaming through redaction: pieces are held until a line ends (or, past
+ * 2 KiB without one, a sentence ends), then that stretch is redacted and
+ * passed on, so no partial identifier ever reaches the consumer. */
+struct redact_stream {
+    struct rb_answerer *a;
+    rb_answer_stream_fn fn;
+    void *user;
+    struct rb_buf pending;
+    bool ok;      /* false after out of memory or the consumer stopped */
+};
+
+static bool redact_emit(struct redact_stream *s, size_t upto)
+{
+    if (upto == 0)
+        return s->ok;
+    char *r = s->a->o.redact(s->a->o.redact_user, s->pending.data, upto);
+    if (!r) {
+        s->ok = false;
+        return false;
+    }
+    bool go = s->fn(s->user, r, strlen(r));
+    free(r);
+    memmove(s->pending.data, s->pending.data + upto, s->pending.len - upto);
+    s->pending.len -= upto;
+    s->pending.data[s->pending.len] = '\0';
+    if (!go)
+        s->ok = false;
+    return s->ok;
+}
+
+/* End of the last complete sentence in b[0, len), 0 when none. */
+static size_t sentence_end(const char *b, size_t len)
+{
+    for (size_t i = len; i > 1; i--) {
+        const char *p = b + i;
+        if ((p[-2] == '.' || p[-2] == '!' || p[-2] == '?') && (p[-1] == ' '))
+            return i;
+        if (i >= 3 && (memcmp(p - 3, "\xE3\x80\x82", 3) == 0 ||   /* 。 */
+                       memcmp(p - 3, "\xEF\xBC\x81", 3) == 0 ||   /* ！ */
+                       memcmp(p - 3, "\xEF\xBC\x9F", 3) == 0))    /* ？ */
+            return i;
+    }
+    return 0;
+}
+
+static bool redact_piece(void *user, const char *piece, size_t len)
+{
+    struct redact_stream *s = user;
+    if (!s->ok)
+        return false;
+    if (rb_buf_append(&s->pending, piece, len) != RB_OK) {
+        s->ok = false;
+        return false;
+    }
+    size_t upto = 0;
+    for (size_t i = s->pending.len; i > 0; i--)
+        if (s->pending.data[i - 1] == '\n') {
+            upto = i;
+            break;
+        }
+    if (upto == 0 && s->pending.len > 2048)
+        upto = sentence_end(s->pending.data, s->pending.len);
+    if (upto == 0 && s->pending.len > (64u << 10))
+        upto = rb_utf8_truncate(s->pending.data, s->pending.len, s->pending.len);
+    return redact_emit(s, upto);
+}
+
 /* --------------------------------------------------------------------- ask */
 
 /* Records the ask; a failure to record withholds the answer (a regulated
@@ -242,10 +418,64 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     void *render_user = NULL;
     const char *tid = NULL, *tver = NULL;
     enum rb_status st = RB_OK;
+    /* Drafting mode: a known kind, a generation model, the pack's template. */
+    char template_name[32] = "answer";
+    bool drafting = req->draft && *req->draft;
+    if (drafting) {
+        size_t k = 0;
+        while (rb_answer_draft_kinds[k] && strcmp(rb_answer_draft_kinds[k], req->draft) != 0)
+            k++;
+        if (!rb_answer_draft_kinds[k])
+            st = rb_errmsg_set(err, RB_ERR_INVALID,
+                               "unknown draft kind '%.40s': use notice or reply", req->draft);
+        else if (req->mode == RB_ANSWER_MODE_EXTRACTIVE ||
+                 (req->mode == RB_ANSWER_MODE_AUTO && !a->o.backend) || !a->o.backend)
+            st = rb_errmsg_set(err, RB_ERR_CONFIG,
+                               "drafting a %s writes a new document and needs a generation "
+                               "model (--model GGUF, --remote URL, or [answer] model / "
+                               "remote_url); extractive mode only quotes sentences from the "
+                               "sources and cannot draft",
+                               req->draft);
+        else if (!a->o.vertical)
+            st = rb_errmsg_set(err, RB_ERR_NOT_FOUND,
+                               "drafting needs the vertical packs (their draft-%s template), "
+                               "which this answerer was opened without",
+                               req->draft);
+        if (st == RB_OK) {
+            snprintf(template_name, sizeof template_name, "draft-%s", req->draft);
+            out->draft = rb_strdup(req->draft);
+            if (!out->draft)
+                st = rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
+        }
+        if (st != RB_OK) {
+            out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
+            (void)audit(a, req, vertical, out, err->text);
+            return st;
+        }
+    }
     if (a->o.vertical &&
-        (st = a->o.vertical(a->o.vertical_user, vertical, out->lang, &policy, &render,
-                            &render_user, &tid, &tver)) != RB_OK) {
-        rb_errmsg_set(err, st, "vertical '%s': %s", vertical, rb_status_str(st));
+        (st = a->o.vertical(a->o.vertical_user, vertical, out->lang, template_name, &policy,
+                            &render, &render_user, &tid, &tver)) != RB_OK) {
+        if (st == RB_ERR_NOT_FOUND && drafting)
+            rb_errmsg_set(err, st,
+                          "vertical pack '%s' declares no %s template (%s.%s.tmpl): drafting "
+                          "is available with packs that declare draft-notice and draft-reply "
+                          "templates, such as government",
+                          vertical, template_name, template_name, rb_answer_lang_code(out->lang));
+        else
+            rb_errmsg_set(err, st, "vertical '%s': %s", vertical, rb_status_str(st));
+        out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
+        (void)audit(a, req, vertical, out, err->text);
+        return st;
+    }
+    /* Redaction of what the user sees, per collection policy and pack. */
+    bool redact = false;
+    if ((st = needs_redaction(a, req, policy.redact_answers, &redact, err)) == RB_OK && redact &&
+        !a->o.redact)
+        st = rb_errmsg_set(err, RB_ERR_CONFIG,
+                           "the collection policy requires answers to be redacted, but no "
+                           "redactor is configured (the verticals module is not wired in)");
+    if (st != RB_OK) {
         out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
         (void)audit(a, req, vertical, out, err->text);
         return st;
@@ -266,18 +496,25 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     /* respond owns p from here; keep the metadata the call fills */
     char *vert = out->vertical, *tmpl = out->template_id, *tv = out->template_version;
     out->vertical = out->template_id = out->template_version = NULL;
+    struct redact_stream rs = {.a = a, .fn = req->on_piece, .user = req->stream_user, .ok = true};
+    rb_buf_init(&rs.pending, 1u << 20);
     struct rb_answer_respond_options ro = {
         .question = req->question,
-        .mode = req->mode,
+        .mode = drafting ? RB_ANSWER_MODE_GENERATE : req->mode,
         .backend = a->o.backend,
         .policy = &policy,
         .render = render,
         .render_user = render_user,
         .gen = {.max_tokens = a->o.max_tokens},
-        .on_piece = req->on_piece,
-        .stream_user = req->stream_user,
+        .on_piece = redact && req->on_piece ? redact_piece : req->on_piece,
+        .stream_user = redact && req->on_piece ? (void *)&rs : req->stream_user,
     };
     st = rb_answer_respond(&ro, p, n, out, err);
+    if (redact && req->on_piece && st == RB_OK)
+        (void)redact_emit(&rs, rs.pending.len); /* the rest of the stream */
+    rb_buf_free(&rs.pending);
+    if (redact && st == RB_OK && redact_result(a, out) != RB_OK)
+        st = rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory while redacting the answer");
     out->vertical = vert;
     if (tmpl) { /* the pack's template was used; else respond may have set the built-in one */
         free(out->template_id);

@@ -1229,7 +1229,8 @@ static bool ask_piece(void *user, const char *piece, size_t len)
     return s->ok;
 }
 
-/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive}:
+/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive,
+ * draft?: notice|reply (drafting mode, government pack)}:
  * Server-Sent Events: "token" {text}..., "citations" {citations:[...]}, "done"
  * {answer, refused, refusal, lang, mode, audit_id, ...}; "error" {message}. */
 static enum MHD_Result h_ask(struct web_request *req)
@@ -1242,6 +1243,7 @@ static enum MHD_Result h_ask(struct web_request *req)
     const char *question = rb_json_str(body, "question");
     const char *vertical = rb_json_str(body, "vertical");
     const char *mode_text = rb_json_str(body, "mode");
+    const char *draft = rb_json_str(body, "draft"); /* drafting mode: "notice" | "reply" */
     cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
     const char *one = rb_json_str(body, "collection");
     enum rb_answer_mode mode = RB_ANSWER_MODE_AUTO;
@@ -1250,10 +1252,13 @@ static enum MHD_Result h_ask(struct web_request *req)
     else if (mode_text && strcmp(mode_text, "auto") != 0)
         mode = (enum rb_answer_mode)-1;
     if (!question || !*question || strlen(question) > 8192 || (names && !cJSON_IsArray(names)) ||
-        (int)mode < 0 || (vertical && strlen(vertical) > 64)) {
+        (int)mode < 0 || (vertical && strlen(vertical) > 64) ||
+        (cJSON_GetObjectItemCaseSensitive(body, "draft") && !draft) ||
+        (draft && strcmp(draft, "notice") != 0 && strcmp(draft, "reply") != 0)) {
         cJSON_Delete(body);
         return rb__web_error(req, 400, "invalid",
-                             "question (1..8192 bytes), collections [names], mode auto|extractive");
+                             "question (1..8192 bytes), collections [names], mode auto|extractive, "
+                             "draft notice|reply");
     }
     struct rb_index_collection *list = NULL;
     size_t n = 0;
@@ -1309,7 +1314,8 @@ static enum MHD_Result h_ask(struct web_request *req)
                                    .user = req->caller.user.name,
                                    .client = req->ip,
                                    .on_piece = ask_piece,
-                                   .stream_user = &stream};
+                                   .stream_user = &stream,
+                                   .draft = draft};
     struct rb_answer_result res;
     memset(&res, 0, sizeof res);
     struct rb_errmsg err;
