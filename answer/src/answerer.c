@@ -1,8 +1,11 @@
 /* The answerer: retrieval over the index (with the caller's ACL), the
  * vertical's policy and template, rb_answer_respond, and the audit record. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "answer-impl.h"
 
@@ -369,6 +372,51 @@ static bool redact_piece(void *user, const char *piece, size_t len)
     return redact_emit(s, upto);
 }
 
+/* The subject of a drafting request: the request without the words that
+ * only say what to write ("draft a notice", "请起草答复函"), which no source
+ * contains and which would dilute retrieval and the evidence check. */
+static char *draft_subject(const char *request)
+{
+    static const char *const en[] = {"draft", "drafting", "write", "prepare", "compose",
+                                     "please", "notice", "reply", "letter", "informing",
+                                     "inform", "official", "formal", "enquiry", "inquiry", NULL};
+    static const char *const zh[] = {"请起草", "起草", "草拟", "撰写", "拟写", "答复函", "复函",
+                                     "通知", "来函", "询问", "答复", "请", NULL};
+    struct rb_buf b;
+    rb_buf_init(&b, 1 << 20);
+    for (const char *p = request; *p;) {
+        bool skipped = false;
+        for (size_t i = 0; zh[i] && !skipped; i++) {
+            size_t n = strlen(zh[i]);
+            if (strncmp(p, zh[i], n) == 0) {
+                p += n;
+                skipped = rb_buf_append(&b, " ", 1) == RB_OK;
+            }
+        }
+        bool word_start = (p == request || !isalnum((unsigned char)p[-1]));
+        for (size_t i = 0; en[i] && !skipped && word_start && isalpha((unsigned char)*p); i++) {
+            size_t n = strlen(en[i]);
+            if (strncasecmp(p, en[i], n) == 0 && !isalnum((unsigned char)p[n])) {
+                p += n;
+                skipped = true;
+            }
+        }
+        if (!skipped && rb_buf_append(&b, p++, 1) != RB_OK)
+            break;
+    }
+    char *out = b.data ? rb_buf_steal(&b) : NULL;
+    rb_buf_free(&b);
+    /* nothing left (the request was only instructions): use it whole */
+    bool any = false;
+    for (const char *q = out; q && *q && !any; q++)
+        any = !isspace((unsigned char)*q) && !ispunct((unsigned char)*q);
+    if (!any) {
+        free(out);
+        out = rb_strdup(request);
+    }
+    return out;
+}
+
 /* --------------------------------------------------------------------- ask */
 
 /* Records the ask; a failure to record withholds the answer (a regulated
@@ -487,7 +535,17 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
 
     struct rb_answer_passage *p = NULL;
     size_t n = 0;
-    st = rb_answerer_retrieve(a, req, &p, &n, err);
+    char *subject = drafting ? draft_subject(req->question) : NULL;
+    if (drafting && !subject) {
+        st = rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
+    } else {
+        struct rb_answer_request rq = *req;
+        if (subject)
+            rq.question = subject;
+        st = rb_answerer_retrieve(a, &rq, &p, &n, err);
+    }
+    if (st != RB_OK)
+        free(subject);
     if (st != RB_OK) {
         out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
         (void)audit(a, req, vertical, out, err->text);
@@ -496,6 +554,16 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     /* respond owns p from here; keep the metadata the call fills */
     char *vert = out->vertical, *tmpl = out->template_id, *tv = out->template_version;
     out->vertical = out->template_id = out->template_version = NULL;
+    /* a draft may carry the figures of its request and its issuing date */
+    char *allowed = NULL;
+    if (drafting) {
+        char today[16];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(today, sizeof today, "%Y-%m-%d", &tm);
+        allowed = rb_asprintf("%s\n%s", req->question, today);
+    }
     struct redact_stream rs = {.a = a, .fn = req->on_piece, .user = req->stream_user, .ok = true};
     rb_buf_init(&rs.pending, 1u << 20);
     struct rb_answer_respond_options ro = {
@@ -508,8 +576,12 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
         .gen = {.max_tokens = a->o.max_tokens},
         .on_piece = redact && req->on_piece ? redact_piece : req->on_piece,
         .stream_user = redact && req->on_piece ? (void *)&rs : req->stream_user,
+        .figures_allowed = allowed,
+        .evidence_question = subject,
     };
     st = rb_answer_respond(&ro, p, n, out, err);
+    free(allowed);
+    free(subject);
     if (redact && req->on_piece && st == RB_OK)
         (void)redact_emit(&rs, rs.pending.len); /* the rest of the stream */
     rb_buf_free(&rs.pending);

@@ -1,6 +1,7 @@
 /* After retrieval: evidence check, context packing, prompt, generation (or
  * extraction), citation mapping and cite-or-refuse. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,18 +69,33 @@ static size_t figures(const char *t, char out[][32], size_t max)
     return n;
 }
 
-/* Whether every figure of the answer occurs in one of the cited passages. */
-static bool figures_supported(const char *answer, const struct rb_answer_result *r)
+static bool figure_in(const char *figure, const char *text)
+{
+    char f[512][32];
+    size_t nc = figures(text ? text : "", f, 512);
+    for (size_t k = 0; k < nc; k++)
+        if (strcmp(figure, f[k]) == 0)
+            return true;
+    return false;
+}
+
+/* Whether every figure of the answer occurs in one of the cited passages or
+ * in the way a cited source is named (document, page, section: a draft's
+ * "Basis" line names them), or in `allowed` (drafting: the request itself
+ * and the issuing date). */
+static bool figures_supported(const char *answer, const struct rb_answer_result *r,
+                              const char *allowed)
 {
     char fa[64][32];
     size_t na = figures(answer, fa, 64);
     for (size_t i = 0; i < na; i++) {
-        bool found = false;
+        bool found = allowed && figure_in(fa[i], allowed);
         for (size_t c = 0; c < r->n_citations && !found; c++) {
-            char fc[512][32];
-            size_t nc = figures(r->citation[c].text ? r->citation[c].text : "", fc, 512);
-            for (size_t k = 0; k < nc && !found; k++)
-                found = strcmp(fa[i], fc[k]) == 0;
+            const struct rb_answer_citation *ci = &r->citation[c];
+            char page[16];
+            snprintf(page, sizeof page, "%d", ci->page);
+            found = figure_in(fa[i], ci->text) || figure_in(fa[i], ci->document) ||
+                    figure_in(fa[i], ci->section) || (ci->page >= 10 && strcmp(fa[i], page) == 0);
         }
         if (!found)
             return false;
@@ -151,7 +167,8 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
     /* Evidence: how much of the question the best retrieved passage supports. */
     struct rb_answer_extract ex;
     struct rb_answer_extract_options eo = {pol->max_sentences, 0, 0, 0};
-    enum rb_status st = rb_answer_extract(o->question, passages, n, &eo, &ex);
+    enum rb_status st = rb_answer_extract(o->evidence_question ? o->evidence_question : o->question,
+                                          passages, n, &eo, &ex);
     if (st != RB_OK)
         return rb_errmsg_set(err, st, "answer: sentence scoring failed: %s", rb_status_str(st));
     out->evidence = ex.best_coverage;
@@ -235,7 +252,8 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
         free(text);
         return rb_errmsg_set(err, st, "answer: %s", rb_status_str(st));
     }
-    if (n_cited == 0 || (pol->figures_from_sources && !figures_supported(text, out))) {
+    if (n_cited == 0 ||
+        (pol->figures_from_sources && !figures_supported(text, out, o->figures_allowed))) {
         out->withheld = text;
         return refuse(out, n_cited == 0 ? RB_ANSWER_REFUSE_UNCITED : RB_ANSWER_REFUSE_POLICY);
     }

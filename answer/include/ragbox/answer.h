@@ -363,6 +363,13 @@ struct rb_answer_respond_options {
      * supersedes what was streamed; consumers show the final result.answer. */
     rb_answer_stream_fn on_piece;
     void *stream_user;
+    /* Text whose figures a generated answer may quote besides the cited
+     * sources (policy figures_from_sources): drafting passes the request and
+     * the issuing date. NULL for answers: a figure must come from a source. */
+    const char *figures_allowed;
+    /* What the evidence check measures against the passages, NULL = question
+     * (drafting passes the request without its drafting instructions). */
+    const char *evidence_question;
 };
 
 /* Steps after retrieval: evidence check, packing, prompt, generation or
