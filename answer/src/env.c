@@ -162,6 +162,7 @@ enum rb_status rb_answer_env_vertical(void *user, const char *vertical, enum rb_
     policy->min_evidence = t;
     policy->disclaimer = p->disclaimer[vl];
     policy->figures_from_sources = p->figures_from_sources || p->never_invent_dosages;
+    policy->doses_from_sources = p->never_invent_dosages;
     policy->max_sentences = p->max_sentences;
     policy->refusal = p->refusal[vl];
     policy->redact_answers = rb_vertical_redaction(v)->apply_to_answers;

@@ -341,6 +341,10 @@ struct rb_answer_policy {
                                 language, NULL = the built-in one (borrowed) */
     bool redact_answers;     /* the pack's [redaction] apply_to_answers (a collection's
                                 policy may override it) */
+    bool doses_from_sources; /* healthcare (never_invent_dosages): refuse a generated answer
+                                stating a dose ("<number> <unit>": mg, mcg, g, ml, IU, units,
+                                tablets, 毫克, 片 ...) that no cited source states with the
+                                same number and unit, single digits included */
 };
 
 /* Renders the vertical's prompt template: the system and user messages for
