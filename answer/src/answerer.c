@@ -84,9 +84,22 @@ void rb_answer_passages_free(struct rb_answer_passage *p, size_t n)
 
 /* ------------------------------------------------------------- retrieval */
 
+/* Retrieval; when policies is non-NULL it receives each requested
+ * collection's policy JSON (caller frees each, n_collections entries). */
+static enum rb_status retrieve(struct rb_answerer *a, const struct rb_answer_request *req,
+                               struct rb_answer_passage **passages, size_t *n, char **policies,
+                               struct rb_errmsg *err);
+
 enum rb_status rb_answerer_retrieve(struct rb_answerer *a, const struct rb_answer_request *req,
                                     struct rb_answer_passage **passages, size_t *n,
                                     struct rb_errmsg *err)
+{
+    return retrieve(a, req, passages, n, NULL, err);
+}
+
+static enum rb_status retrieve(struct rb_answerer *a, const struct rb_answer_request *req,
+                               struct rb_answer_passage **passages, size_t *n, char **policies,
+                               struct rb_errmsg *err)
 {
     *passages = NULL;
     *n = 0;
@@ -111,6 +124,8 @@ enum rb_status rb_answerer_retrieve(struct rb_answerer *a, const struct rb_answe
         }
         ids[i] = c->id;
         names[i] = rb_strdup(c->name);
+        if (policies)
+            policies[i] = rb_strdup(c->policy_json ? c->policy_json : "{}");
         rb_index_collection_free(c);
     }
     enum rb_index_mode mode = req->retrieval;
@@ -232,28 +247,19 @@ enum rb_status rb_answer_policy_redacts_answers(const char *policy_json, bool *a
 
 /* Whether answers to req must be redacted: a collection whose policy says
  * "answers": true, or the pack's default for a collection that sets nothing. */
-static enum rb_status needs_redaction(struct rb_answerer *a, const struct rb_answer_request *req,
+static enum rb_status needs_redaction(const struct rb_answer_request *req, char *const *policies,
                                       bool pack_default, bool *redact, struct rb_errmsg *err)
 {
     *redact = false;
-    for (size_t i = 0; i < req->n_collections && i < 256; i++) {
-        struct rb_index_collection *c = NULL;
-        enum rb_status st = rb_index_collection_get(a->o.index, req->collections[i], &c);
-        if (st == RB_ERR_NOT_FOUND)
-            continue; /* retrieval reports it */
-        if (st != RB_OK)
-            return rb_errmsg_set(err, st, "%s: %s", req->collections[i],
-                                 rb_index_errmsg(a->o.index));
+    for (size_t i = 0; i < req->n_collections; i++) {
         bool set = false, on = false;
-        st = rb_answer_policy_redacts_answers(c->policy_json, &set, &on);
-        if (st != RB_OK)
-            rb_errmsg_set(err, st,
-                          "collection '%s': its policy is not valid (\"redaction\" must be an "
-                          "object of booleans \"answers\" and \"ingest\")",
-                          c->name);
-        rb_index_collection_free(c);
-        if (st != RB_OK)
-            return st;
+        if (!policies[i])
+            return rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
+        if (rb_answer_policy_redacts_answers(policies[i], &set, &on) != RB_OK)
+            return rb_errmsg_set(err, RB_ERR_INVALID,
+                                 "collection '%s': its policy is not valid (\"redaction\" must "
+                                 "be an object of booleans \"answers\" and \"ingest\")",
+                                 req->collections[i]);
         if (set ? on : pack_default)
             *redact = true;
     }
@@ -516,18 +522,7 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
         (void)audit(a, req, vertical, out, err->text);
         return st;
     }
-    /* Redaction of what the user sees, per collection policy and pack. */
-    bool redact = false;
-    if ((st = needs_redaction(a, req, policy.redact_answers, &redact, err)) == RB_OK && redact &&
-        !a->o.redact)
-        st = rb_errmsg_set(err, RB_ERR_CONFIG,
-                           "the collection policy requires answers to be redacted, but no "
-                           "redactor is configured (the verticals module is not wired in)");
-    if (st != RB_OK) {
-        out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
-        (void)audit(a, req, vertical, out, err->text);
-        return st;
-    }
+
     if (tid)
         out->template_id = rb_strdup(tid);
     if (tver)
@@ -536,16 +531,32 @@ enum rb_status rb_answerer_ask(struct rb_answerer *a, const struct rb_answer_req
     struct rb_answer_passage *p = NULL;
     size_t n = 0;
     char *subject = drafting ? draft_subject(req->question) : NULL;
-    if (drafting && !subject) {
+    char **policies = rb_calloc_array(req->n_collections ? req->n_collections : 1, sizeof *policies);
+    if ((drafting && !subject) || !policies) {
         st = rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
     } else {
         struct rb_answer_request rq = *req;
         if (subject)
             rq.question = subject;
-        st = rb_answerer_retrieve(a, &rq, &p, &n, err);
+        st = retrieve(a, &rq, &p, &n, policies, err);
     }
-    if (st != RB_OK)
+    /* Redaction of what the user sees, per collection policy and pack. */
+    bool redact = false;
+    if (st == RB_OK &&
+        (st = needs_redaction(req, policies, policy.redact_answers, &redact, err)) == RB_OK &&
+        redact && !a->o.redact)
+        st = rb_errmsg_set(err, RB_ERR_CONFIG,
+                           "the collection policy requires answers to be redacted, but no "
+                           "redactor is configured (the verticals module is not wired in)");
+    for (size_t i = 0; policies && i < req->n_collections; i++)
+        free(policies[i]);
+    free(policies);
+    if (st != RB_OK) {
+        rb_answer_passages_free(p, n);
+        p = NULL;
+        n = 0;
         free(subject);
+    }
     if (st != RB_OK) {
         out->latency_ms = (rb_time_mono_ns() - t0) / 1000000;
         (void)audit(a, req, vertical, out, err->text);
