@@ -366,7 +366,15 @@ int rb_cmd_ask(struct rb_cli *cli, int argc, char **argv)
         "      --json           print one JSON object: answer, refused, refusal, lang, mode,\n"
         "                       citations [{label, document, page, section, chunk_id, text,\n"
         "                       ...}], evidence, threshold, audit_id, latency_ms\n"
+        "      --draft KIND     drafting mode: write a notice or reply letter (KIND notice\n"
+        "                       or reply) in the official format from the retrieved sources,\n"
+        "                       with citations; QUESTION is the drafting request. Needs a\n"
+        "                       generation model and a pack with draft templates\n"
+        "                       (--vertical government)\n"
         "  -h, --help           this help\n"
+        "\n"
+        "Answers (and citations) are redacted of personal data when the collection's\n"
+        "policy or the pack says so (see `ragbox collection policy`).\n"
         "\n"
         "Exit status: 0 answered or refused, 1 error, 2 usage.\n";
     if (rb_cli_wants_help(argc, argv)) {
@@ -374,12 +382,14 @@ int rb_cmd_ask(struct rb_cli *cli, int argc, char **argv)
         return RB_EXIT_OK;
     }
     static const struct option opts[] = {COMMON_LONG_OPTS, {"json", no_argument, NULL, 'j'},
+                                         {"draft", required_argument, NULL, 'D'},
                                          {NULL, 0, NULL, 0}};
     struct session s;
     session_defaults(&s, cli);
     const char *collections[64];
     size_t n_coll = 0;
     bool json = false;
+    const char *draft = NULL;
     int c;
     optind = 0; /* glibc: 0 fully re-initialises getopt (main used "+" mode) */
     while ((c = getopt_long(argc, argv, "c:v:k:m:xh", opts, NULL)) != -1) {
@@ -396,6 +406,15 @@ int rb_cmd_ask(struct rb_cli *cli, int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'D': {
+            size_t k = 0;
+            while (rb_answer_draft_kinds[k] && strcmp(rb_answer_draft_kinds[k], optarg) != 0)
+                k++;
+            if (!rb_answer_draft_kinds[k])
+                return rb_cli_usage("ask", "--draft must be notice or reply");
+            draft = optarg;
+            break;
+        }
         default:
             return rb_cli_usage("ask", "unknown option");
         }
@@ -437,6 +456,7 @@ int rb_cmd_ask(struct rb_cli *cli, int argc, char **argv)
         .user = s.user,
         .client = "cli",
         .on_piece = json || !backend ? NULL : print_piece,
+        .draft = draft,
     };
     struct rb_answer_result r;
     enum rb_status st = rb_answerer_ask(a, &req, &r, &err);
@@ -984,5 +1004,152 @@ int rb_cmd_forget(struct rb_cli *cli, int argc, char **argv)
     }
     rb_answer_forget_report_free(&rep);
     session_close(&s);
+    return rc;
+}
+
+/* ===================================================== collection policy */
+
+/* Sets policy.redaction.<key> to on/off, or removes it for "default". */
+static int policy_set_redaction(cJSON *pol, const char *key, const char *value)
+{
+    cJSON *red = cJSON_GetObjectItemCaseSensitive(pol, "redaction");
+    if (red && !cJSON_IsObject(red)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(pol, "redaction");
+        red = NULL;
+    }
+    if (!red && !(red = cJSON_AddObjectToObject(pol, "redaction")))
+        return rb_cli_fail("out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(red, key);
+    if (strcmp(value, "default") == 0)
+        return RB_EXIT_OK;
+    bool on;
+    if (strcmp(value, "on") == 0 || strcmp(value, "true") == 0)
+        on = true;
+    else if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0)
+        on = false;
+    else
+        return rb_cli_usage("collection policy", "--redact-%s takes on, off or default", key);
+    if (!cJSON_AddBoolToObject(red, key, on))
+        return rb_cli_fail("out of memory");
+    return RB_EXIT_OK;
+}
+
+int rb_cmd_collection_policy(struct rb_cli *cli, int argc, char **argv);
+int rb_cmd_collection_policy(struct rb_cli *cli, int argc, char **argv)
+{
+    static const char help[] =
+        "Usage: ragbox collection policy NAME [--set JSON] [--redact-ingest on|off|default]\n"
+        "                                     [--redact-answers on|off|default]\n"
+        "\n"
+        "Shows (without options) or changes the collection's policy, a JSON object.\n"
+        "Keys ragbox reads:\n"
+        "  \"redaction\": {\"ingest\": bool}   redact personal data (cards, IBAN, SSN,\n"
+        "       Chinese ID, phones, e-mail, dates of birth, MRN, accounts) from the text\n"
+        "       before it is stored, keyword-indexed or embedded; default off. Applies\n"
+        "       to documents ingested from now on: re-ingest (ragbox ingest --force) to\n"
+        "       redact what is already stored.\n"
+        "  \"redaction\": {\"answers\": bool}  redact answers, citations and streamed\n"
+        "       text; default the vertical pack's [redaction] apply_to_answers (on in\n"
+        "       every shipped pack).\n"
+        "`ragbox redact FILE` shows what the rules find in a file.\n"
+        "\n"
+        "Options:\n"
+        "  --set JSON                  replace the whole policy with JSON (an object)\n"
+        "  --redact-ingest on|off|default\n"
+        "  --redact-answers on|off|default\n"
+        "  -h, --help                  this help\n";
+    if (rb_cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return RB_EXIT_OK;
+    }
+    static const struct option opts[] = {{"set", required_argument, NULL, 's'},
+                                         {"redact-ingest", required_argument, NULL, 'i'},
+                                         {"redact-answers", required_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *set = NULL, *ingest = NULL, *answers = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            set = optarg;
+            break;
+        case 'i':
+            ingest = optarg;
+            break;
+        case 'a':
+            answers = optarg;
+            break;
+        default:
+            return rb_cli_usage("collection policy", "unknown option");
+        }
+    }
+    if (optind + 1 != argc)
+        return rb_cli_usage("collection policy", "expected one collection NAME");
+    const char *name = argv[optind];
+    bool change = set || ingest || answers;
+    struct rb_index_options io = {.data_dir = cli->data_dir, .config = cli->config,
+                                  .read_only = !change};
+    struct rb_index *idx = NULL;
+    struct rb_errmsg err;
+    if (rb_index_open(&io, &idx, &err) != RB_OK)
+        return rb_cli_fail("%s", err.text);
+    struct rb_index_collection *col = NULL;
+    if (rb_index_collection_get(idx, name, &col) != RB_OK) {
+        int rc = rb_cli_fail("%s", rb_index_errmsg(idx));
+        rb_index_close(idx);
+        return rc;
+    }
+    cJSON *pol = NULL;
+    int rc = RB_EXIT_OK;
+    if (set) {
+        if (rb_json_parse(set, strlen(set), 32, &pol, &err) != RB_OK)
+            rc = rb_cli_usage("collection policy", "--set: %s", err.text);
+        else if (!cJSON_IsObject(pol))
+            rc = rb_cli_usage("collection policy", "--set: the policy must be a JSON object");
+    } else {
+        pol = cJSON_Parse(col->policy_json ? col->policy_json : "{}");
+        if (!pol || !cJSON_IsObject(pol)) {
+            cJSON_Delete(pol);
+            pol = cJSON_CreateObject(); /* an unreadable stored policy is replaced */
+        }
+    }
+    if (rc == RB_EXIT_OK && ingest)
+        rc = policy_set_redaction(pol, "ingest", ingest);
+    if (rc == RB_EXIT_OK && answers)
+        rc = policy_set_redaction(pol, "answers", answers);
+    char *text = rc == RB_EXIT_OK && pol ? cJSON_PrintUnformatted(pol) : NULL;
+    if (rc == RB_EXIT_OK && !text)
+        rc = rb_cli_fail("out of memory");
+    if (rc == RB_EXIT_OK && change) {
+        /* the keys ragbox reads must be readable */
+        bool on = false, set_a = false, on_a = false;
+#if CMD_ANSWER_HAVE_INGEST
+        if (rb_ingest_policy_redacts(text, &on, &err) != RB_OK)
+            rc = rb_cli_usage("collection policy", "%s", err.text);
+#endif
+        if (rc == RB_EXIT_OK && rb_answer_policy_redacts_answers(text, &set_a, &on_a) != RB_OK)
+            rc = rb_cli_usage("collection policy",
+                              "\"redaction\" must be an object of booleans \"ingest\" and "
+                              "\"answers\"");
+        (void)on;
+        if (rc == RB_EXIT_OK && rb_index_collection_set_policy(idx, col->id, text) != RB_OK)
+            rc = rb_cli_fail("%s", rb_index_errmsg(idx));
+        if (rc == RB_EXIT_OK && ingest && strcmp(ingest, "on") == 0 && col->documents > 0)
+            fprintf(stderr,
+                    "note: %lld document(s) already in %s keep their text; re-ingest them "
+                    "(ragbox ingest --force) to redact it\n",
+                    (long long)col->documents, name);
+    }
+    if (rc == RB_EXIT_OK) {
+        char *pretty = cJSON_Print(pol);
+        printf("%s\n", pretty ? pretty : text);
+        free(pretty);
+    }
+    free(text);
+    cJSON_Delete(pol);
+    rb_index_collection_free(col);
+    rb_index_close(idx);
     return rc;
 }

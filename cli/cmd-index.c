@@ -5,6 +5,9 @@
 
 #include "cli.h"
 #include "ragbox/index.h"
+#if __has_include("ragbox/ingest.h")
+#include "ragbox/ingest.h"
+#endif
 
 static int open_index(struct rb_cli *cli, bool read_only, struct rb_index **out)
 {
@@ -448,6 +451,25 @@ int rb_cmd_index_add(struct rb_cli *cli, int argc, char **argv)
     int64_t cid = 0;
     if ((rc = lookup_collection(idx, coll, &cid)) != 0)
         goto out;
+#if __has_include("ragbox/ingest.h")
+    {
+        /* A collection that redacts at ingest takes text only through the
+         * ingest pipeline, which redacts it: pre-chunked text (and vectors
+         * computed from unredacted text) would bypass the policy. */
+        struct rb_index_collection *col = NULL;
+        bool redacts = false;
+        struct rb_errmsg perr;
+        if (rb_index_collection_get_by_id(idx, cid, &col) == RB_OK &&
+            rb_ingest_policy_redacts(col->policy_json, &redacts, &perr) == RB_OK && redacts) {
+            rc = rb_cli_fail("collection %s redacts personal data at ingest (its policy): "
+                             "add documents with `ragbox ingest`, which applies it",
+                             coll);
+        }
+        rb_index_collection_free(col);
+        if (rc)
+            goto out;
+    }
+#endif
     char *line = NULL;
     size_t cap = 0, lineno = 0, added = 0, failed = 0;
     ssize_t len;

@@ -12,6 +12,7 @@ RB_CLI_DECLARE(rb_cmd_version)
 RB_CLI_DECLARE(rb_cmd_collection_create)
 RB_CLI_DECLARE(rb_cmd_collection_list)
 RB_CLI_DECLARE(rb_cmd_collection_delete)
+RB_CLI_DECLARE(rb_cmd_collection_policy)
 RB_CLI_DECLARE(rb_cmd_index_add)
 RB_CLI_DECLARE(rb_cmd_index_stats)
 RB_CLI_DECLARE(rb_cmd_index_verify)
@@ -67,6 +68,8 @@ static const struct rb_cli_command commands[] = {
     {"collection create", "create a collection", rb_cmd_collection_create},
     {"collection list", "list collections (--long: with their counts)", rb_cmd_collection_list},
     {"collection delete", "delete a collection and everything in it", rb_cmd_collection_delete},
+    {"collection policy", "show or set a collection's policy (redaction at ingest, of answers)",
+     rb_cmd_collection_policy},
     {"index add", "add documents, chunks and vectors from JSON Lines", rb_cmd_index_add},
     {"index stats", "documents, chunks and vectors per collection", rb_cmd_index_stats},
     {"index verify", "check SQLite, FTS5 and FAISS agree (exit 0 only then)", rb_cmd_index_verify},

@@ -10,6 +10,7 @@
 #include "ragbox/verticals.h"
 
 #define ENV_MAX_PACKS 32
+#define ENV_MAX_RENDER 256
 
 struct pack {
     char name[64];
@@ -31,9 +32,10 @@ struct rb_answer_env {
     struct rb_audit *audit;
     struct rb_redactor *redactor;
     char *audit_paths;
-    /* one render context per (pack, language): the borrowed pointer handed to
-     * respond stays valid as long as the env */
-    struct render_ctx rctx[ENV_MAX_PACKS][2];
+    /* one render context per template in use: the borrowed pointer handed to
+     * respond stays valid as long as the env (guarded by mu) */
+    struct render_ctx rctx[ENV_MAX_RENDER];
+    size_t n_rctx;
 };
 
 enum rb_status rb_answer_env_open(const struct rb_answer_env_options *o,
@@ -49,14 +51,19 @@ enum rb_status rb_answer_env_open(const struct rb_answer_env_options *o,
     }
     e->config = o->config;
     pthread_mutex_init(&e->mu, NULL);
+    /* every rule: the audit trail and answers redacted by policy use the
+     * whole rule set, a superset of any pack's */
+    struct rb_redactor_options ro = {0};
+    enum rb_status rst = rb_redactor_create(&ro, &e->redactor, err);
+    if (rst != RB_OK) {
+        rb_answer_env_close(e);
+        return rst;
+    }
     if (o->audit) {
-        struct rb_redactor_options ro = {0};
-        enum rb_status st = rb_redactor_create(&ro, &e->redactor, err);
         struct rb_audit_options ao;
-        if (st == RB_OK)
-            st = rb_audit_options_from_config(&ao, o->config, o->data_dir, &e->audit_paths, err);
+        enum rb_status st =
+            rb_audit_options_from_config(&ao, o->config, o->data_dir, &e->audit_paths, err);
         if (st == RB_OK) {
-            /* every rule applies to what the trail stores: a superset of any pack's */
             ao.redact = rb_redact_audit_hook;
             ao.redact_user = e->redactor;
             st = rb_audit_open(&ao, &e->audit, err);
@@ -127,6 +134,7 @@ static enum rb_status render(void *user, const char *context, const char *questi
 }
 
 enum rb_status rb_answer_env_vertical(void *user, const char *vertical, enum rb_answer_lang lang,
+                                      const char *template_name,
                                       struct rb_answer_policy *policy,
                                       rb_answer_render_fn *render_fn, void **render_user,
                                       const char **template_id, const char **template_version)
@@ -154,9 +162,15 @@ enum rb_status rb_answer_env_vertical(void *user, const char *vertical, enum rb_
     policy->min_evidence = t;
     policy->disclaimer = p->disclaimer[vl];
     policy->figures_from_sources = p->figures_from_sources || p->never_invent_dosages;
+    policy->doses_from_sources = p->never_invent_dosages;
     policy->max_sentences = p->max_sentences;
     policy->refusal = p->refusal[vl];
-    const struct rb_template *tmpl = rb_vertical_template(v, "answer", vl);
+    policy->redact_answers = rb_vertical_redaction(v)->apply_to_answers;
+    if (!template_name || !*template_name)
+        template_name = "answer";
+    const struct rb_template *tmpl = rb_vertical_template(v, template_name, vl);
+    if (!tmpl && strcmp(template_name, "answer") != 0)
+        return RB_ERR_NOT_FOUND; /* e.g. drafting with a pack that has no draft template */
     if (!tmpl) {
         *render_fn = NULL;
         *render_user = NULL;
@@ -165,14 +179,18 @@ enum rb_status rb_answer_env_vertical(void *user, const char *vertical, enum rb_
         return RB_OK; /* extractive answers need no template; generation reports it */
     }
     pthread_mutex_lock(&e->mu);
-    size_t slot = 0;
-    for (size_t i = 0; i < e->n_packs; i++)
-        if (e->packs[i].v == v)
-            slot = i;
-    struct render_ctx *rc = &e->rctx[slot][vl == RB_VERTICAL_ZH];
-    rc->t = tmpl;
-    rc->v = v;
+    struct render_ctx *rc = NULL;
+    for (size_t i = 0; i < e->n_rctx && !rc; i++)
+        if (e->rctx[i].t == tmpl)
+            rc = &e->rctx[i];
+    if (!rc && e->n_rctx < ENV_MAX_RENDER) {
+        rc = &e->rctx[e->n_rctx++];
+        rc->t = tmpl;
+        rc->v = v;
+    }
     pthread_mutex_unlock(&e->mu);
+    if (!rc)
+        return RB_ERR_LIMIT;
     *render_fn = render;
     *render_user = rc;
     *template_id = rb_template_id(tmpl);
@@ -200,6 +218,10 @@ static enum rb_status audit_hook(void *user, const struct rb_answer_audit_event 
     cJSON_AddStringToObject(details, "refusal", rb_answer_refusal_name(r->refusal));
     cJSON_AddNumberToObject(details, "evidence", r->evidence);
     cJSON_AddNumberToObject(details, "threshold", r->threshold);
+    if (r->draft)
+        cJSON_AddStringToObject(details, "draft", r->draft);
+    if (r->redacted)
+        cJSON_AddNumberToObject(details, "answer_redactions", (double)r->n_redactions);
     cJSON *cited = cJSON_AddArrayToObject(details, "cited_chunks");
     for (size_t i = 0; i < r->n_citations; i++)
         cJSON_AddItemToArray(cited, cJSON_CreateNumber((double)r->citation[i].chunk_id));
@@ -245,6 +267,8 @@ void rb_answer_env_apply(struct rb_answer_env *e, struct rb_answerer_options *o)
 {
     o->vertical = rb_answer_env_vertical;
     o->vertical_user = e;
+    o->redact = rb_redact_audit_hook;
+    o->redact_user = e->redactor;
     if (e->audit) {
         o->audit = audit_hook;
         o->audit_user = e;

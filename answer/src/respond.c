@@ -1,8 +1,10 @@
 /* After retrieval: evidence check, context packing, prompt, generation (or
  * extraction), citation mapping and cite-or-refuse. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "answer-impl.h"
 
@@ -68,18 +70,113 @@ static size_t figures(const char *t, char out[][32], size_t max)
     return n;
 }
 
-/* Whether every figure of the answer occurs in one of the cited passages. */
-static bool figures_supported(const char *answer, const struct rb_answer_result *r)
+static bool figure_in(const char *figure, const char *text)
+{
+    char f[512][32];
+    size_t nc = figures(text ? text : "", f, 512);
+    for (size_t k = 0; k < nc; k++)
+        if (strcmp(figure, f[k]) == 0)
+            return true;
+    return false;
+}
+
+/* Whether every figure of the answer occurs in one of the cited passages or
+ * in the way a cited source is named (document, page, section: a draft's
+ * "Basis" line names them), or in `allowed` (drafting: the request itself
+ * and the issuing date). */
+static bool figures_supported(const char *answer, const struct rb_answer_result *r,
+                              const char *allowed)
 {
     char fa[64][32];
     size_t na = figures(answer, fa, 64);
     for (size_t i = 0; i < na; i++) {
+        bool found = allowed && figure_in(fa[i], allowed);
+        for (size_t c = 0; c < r->n_citations && !found; c++) {
+            const struct rb_answer_citation *ci = &r->citation[c];
+            char page[16];
+            snprintf(page, sizeof page, "%d", ci->page);
+            found = figure_in(fa[i], ci->text) || figure_in(fa[i], ci->document) ||
+                    figure_in(fa[i], ci->section) || (ci->page >= 10 && strcmp(fa[i], page) == 0);
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* ----------------------------------------------------------------- doses */
+
+/* Dose units (ASCII ones case-insensitive, whole words), normalised. */
+static const struct {
+    const char *text;
+    const char *unit;
+} dose_units[] = {
+    {"micrograms", "mcg"}, {"microgram", "mcg"}, {"microg", "mcg"}, {"mcg", "mcg"},
+    {"\xC2\xB5g", "mcg"}, {"\xCE\xBCg", "mcg"}, {"ug", "mcg"}, {"milligrams", "mg"},
+    {"milligram", "mg"}, {"mg", "mg"}, {"ng", "ng"}, {"grams", "g"}, {"gram", "g"}, {"g", "g"},
+    {"millilitres", "ml"}, {"milliliters", "ml"}, {"ml", "ml"}, {"mmol", "mmol"},
+    {"meq", "meq"}, {"iu", "iu"}, {"units", "unit"}, {"unit", "unit"}, {"tablets", "tablet"},
+    {"tablet", "tablet"}, {"capsules", "capsule"}, {"capsule", "capsule"}, {"drops", "drop"},
+    {"drop", "drop"}, {"puffs", "puff"}, {"puff", "puff"},
+    {"\xE6\xAF\xAB\xE5\x85\x8B", "mg"},  /* 毫克 */
+    {"\xE5\xBE\xAE\xE5\x85\x8B", "mcg"}, /* 微克 */
+    {"\xE6\xAF\xAB\xE5\x8D\x87", "ml"},  /* 毫升 */
+    {"\xE5\x85\x8B", "g"},                  /* 克 */
+    {"\xE7\x89\x87", "tablet"},             /* 片 */
+    {"\xE7\xB2\x92", "capsule"},            /* 粒 */
+    {"\xE6\xBB\xB4", "drop"},               /* 滴 */
+    {"\xE5\x8D\x95\xE4\xBD\x8D", "unit"}, /* 单位 */
+};
+
+/* Doses in text: "<number> <unit>" pairs normalised to "0.3 mg" (number
+ * without thousands separators, unit from the table). */
+static size_t doses(const char *t, char out[][48], size_t max)
+{
+    size_t n = 0;
+    for (const char *p = t; *p && n < max;) {
+        if (!isdigit((unsigned char)*p) || (p > t && (isalnum((unsigned char)p[-1]) || p[-1] == '.'))) {
+            p++;
+            continue;
+        }
+        char num[24];
+        size_t k = 0;
+        while (*p && (isdigit((unsigned char)*p) ||
+                      ((*p == ',' || *p == '.') && isdigit((unsigned char)p[1])))) {
+            if (*p != ',' && k + 1 < sizeof num)
+                num[k++] = *p;
+            p++;
+        }
+        num[k] = '\0';
+        const char *u = p;
+        while (*u == ' ' || *u == '\t')
+            u++;
+        for (size_t i = 0; i < RB_ARRAY_LEN(dose_units); i++) {
+            const char *ut = dose_units[i].text;
+            size_t ul = strlen(ut);
+            bool ascii = (unsigned char)ut[0] < 0x80;
+            if ((ascii ? strncasecmp(u, ut, ul) : strncmp(u, ut, ul)) != 0)
+                continue;
+            if (ascii && isalpha((unsigned char)u[ul]))
+                continue; /* "g" of "good" */
+            snprintf(out[n++], 48, "%s %s", num, dose_units[i].unit);
+            break;
+        }
+    }
+    return n;
+}
+
+/* Whether every dose of the answer is stated, number and unit, by a cited source. */
+static bool doses_supported(const char *answer, const struct rb_answer_result *r)
+{
+    char da[64][48];
+    size_t na = doses(answer, da, 64);
+    for (size_t i = 0; i < na; i++) {
         bool found = false;
         for (size_t c = 0; c < r->n_citations && !found; c++) {
-            char fc[512][32];
-            size_t nc = figures(r->citation[c].text ? r->citation[c].text : "", fc, 512);
+            char dc[256][48];
+            size_t nc = doses(r->citation[c].text ? r->citation[c].text : "", dc, 256);
             for (size_t k = 0; k < nc && !found; k++)
-                found = strcmp(fa[i], fc[k]) == 0;
+                found = strcmp(da[i], dc[k]) == 0;
         }
         if (!found)
             return false;
@@ -151,7 +248,8 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
     /* Evidence: how much of the question the best retrieved passage supports. */
     struct rb_answer_extract ex;
     struct rb_answer_extract_options eo = {pol->max_sentences, 0, 0, 0};
-    enum rb_status st = rb_answer_extract(o->question, passages, n, &eo, &ex);
+    enum rb_status st = rb_answer_extract(o->evidence_question ? o->evidence_question : o->question,
+                                          passages, n, &eo, &ex);
     if (st != RB_OK)
         return rb_errmsg_set(err, st, "answer: sentence scoring failed: %s", rb_status_str(st));
     out->evidence = ex.best_coverage;
@@ -235,7 +333,9 @@ enum rb_status rb_answer_respond(const struct rb_answer_respond_options *o,
         free(text);
         return rb_errmsg_set(err, st, "answer: %s", rb_status_str(st));
     }
-    if (n_cited == 0 || (pol->figures_from_sources && !figures_supported(text, out))) {
+    if (n_cited == 0 ||
+        (pol->figures_from_sources && !figures_supported(text, out, o->figures_allowed)) ||
+        (pol->doses_from_sources && !doses_supported(text, out))) {
         out->withheld = text;
         return refuse(out, n_cited == 0 ? RB_ANSWER_REFUSE_UNCITED : RB_ANSWER_REFUSE_POLICY);
     }

@@ -31,6 +31,7 @@ void rb_answer_result_free(struct rb_answer_result *r)
     free(r->vertical);
     free(r->template_id);
     free(r->template_version);
+    free(r->draft);
     memset(r, 0, sizeof *r);
 }
 
@@ -205,6 +206,11 @@ cJSON *rb_answer_result_json(const struct rb_answer_result *r, bool with_passage
         cJSON_AddStringToObject(o, "template_version", r->template_version);
     if (r->model_hash[0])
         cJSON_AddStringToObject(o, "model_hash", r->model_hash);
+    if (r->draft)
+        cJSON_AddStringToObject(o, "draft", r->draft);
+    cJSON_AddBoolToObject(o, "redacted", r->redacted);
+    if (r->redacted)
+        cJSON_AddNumberToObject(o, "redactions", (double)r->n_redactions);
     if (with_passages) {
         cJSON *ps = cJSON_AddArrayToObject(o, "retrieved");
         for (size_t i = 0; i < r->n_passages; i++)

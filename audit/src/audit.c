@@ -250,17 +250,22 @@ static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bo
     return RB_OK;
 }
 
-static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
+/* The signed head's text for *h (caller frees), or NULL with a->err set. */
+static char *head_text(struct rb_audit *a, struct rb__audit_head *h)
 {
     rb_strlcpy(h->key_id, a->key_id, sizeof h->key_id);
     size_t mlen;
     char *msg = rb__audit_head_message(h, &mlen);
-    if (!msg)
-        return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+    if (!msg) {
+        rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     enum rb_status st = rb__audit_sign(a->key, msg, mlen, h->sig);
     free(msg);
-    if (st != RB_OK)
-        return rb_errmsg_set(&a->err, st, "cannot sign the audit head");
+    if (st != RB_OK) {
+        rb_errmsg_set(&a->err, st, "cannot sign the audit head");
+        return NULL;
+    }
     char *text = rb_asprintf("{\"seq\":%llu,\"hash\":\"%s\",\"file\":\"%s\",\"size\":%llu,"
                              "\"file_start_us\":%lld,\"cp_seq\":%llu,\"cp_hash\":\"%s\","
                              "\"key\":\"%s\",\"sig\":\"%s\"}\n",
@@ -268,14 +273,87 @@ static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
                              (unsigned long long)h->size, (long long)h->file_start_us,
                              (unsigned long long)h->cp_seq, h->cp_hash, h->key_id, h->sig);
     if (!text)
-        return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+        rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+    return text;
+}
+
+static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
+{
+    char *text = head_text(a, h);
+    if (!text)
+        return a->err.text[0] ? RB_ERR_CRYPTO : RB_ERR_NOMEM;
     remember_head(a, h, NULL, 0);
     size_t len = strlen(text);
-    st = replace_file(a->head_path, text, len, a->opt.sync);
+    enum rb_status st = replace_file(a->head_path, text, len, a->opt.sync);
     if (st != RB_OK) {
         free(text);
         return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
     }
+    remember_head(a, h, text, len);
+    return RB_OK;
+}
+
+/* fdatasync of a file on a helper thread, so two syncs overlap. */
+struct sync_job {
+    int fd;
+    int rc;
+};
+
+static void *sync_main(void *p)
+{
+    struct sync_job *j = p;
+    j->rc = fdatasync(j->fd);
+    return NULL;
+}
+
+/* Makes the batch in the log durable and seals it with the head for *h in
+ * one sync's time: the new head is written to its temporary file, and its
+ * fdatasync runs on a helper thread while this one fdatasyncs the log. Only
+ * when both are durable is the head renamed into place, so a durable head
+ * never names records that are not. */
+static enum rb_status sync_and_seal(struct rb_audit *a, struct rb__audit_head *h)
+{
+    char *text = head_text(a, h);
+    if (!text)
+        return RB_ERR_NOMEM;
+    size_t len = strlen(text);
+    char *tmp = rb_asprintf("%s.tmp.%ld", a->head_path, (long)getpid());
+    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    enum rb_status st = fd < 0 ? RB_ERR_IO : write_all(fd, text, len);
+    struct sync_job job = {fd, 0};
+    pthread_t th;
+    bool threaded = st == RB_OK && pthread_create(&th, NULL, sync_main, &job) == 0;
+    if (st == RB_OK && !threaded)
+        job.rc = fdatasync(fd); /* no thread: one after the other */
+    int log_rc = fdatasync(a->log_fd);
+    int log_errno = errno;
+    if (threaded)
+        pthread_join(th, NULL);
+    if (fd >= 0 && close(fd) != 0)
+        st = RB_ERR_IO;
+    if (st == RB_OK && log_rc != 0) {
+        errno = log_errno;
+        st = rb_errmsg_set(&a->err, RB_ERR_IO, "cannot sync the audit log %s: %s", a->log_name,
+                           strerror(log_errno));
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
+        free(text);
+        return st;
+    }
+    if (st == RB_OK && job.rc != 0)
+        st = RB_ERR_IO;
+    remember_head(a, h, NULL, 0);
+    if (st == RB_OK && rename(tmp, a->head_path) != 0)
+        st = RB_ERR_IO;
+    if (st != RB_OK) {
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
+        free(text);
+        return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
+    }
+    free(tmp);
     remember_head(a, h, text, len);
     return RB_OK;
 }
@@ -883,8 +961,6 @@ static enum rb_status flush_batch(struct rb_audit *a, struct rb__audit_head *h,
                                   uint64_t n)
 {
     enum rb_status st = write_all(a->log_fd, buf->data, buf->len);
-    if (st == RB_OK && a->opt.sync && fdatasync(a->log_fd) != 0)
-        st = RB_ERR_IO;
     if (st != RB_OK) {
         int e = errno;
         if (ftruncate(a->log_fd, (off_t)h->size) != 0)
@@ -892,10 +968,24 @@ static enum rb_status flush_batch(struct rb_audit *a, struct rb__audit_head *h,
         return rb_errmsg_set(&a->err, RB_ERR_IO, "cannot write the audit log %s: %s", h->file,
                              strerror(e));
     }
-    *h = *h_next;
+    struct rb__audit_head next = *h_next;
+    if (!a->opt.sync) {
+        st = write_head(a, &next);
+    } else {
+        rb_errmsg_clear(&a->err);
+        st = sync_and_seal(a, &next);
+        if (st != RB_OK && strstr(a->err.text, "cannot sync the audit log")) {
+            /* not durable: never acknowledged, cut so the chain stays clean */
+            if (ftruncate(a->log_fd, (off_t)h->size) != 0)
+                RB_ERROR("audit", "cannot undo a failed append to %s", h->file);
+            return st;
+        }
+    }
+    /* The records are durable (and, when st is OK, sealed). */
+    *h = next;
     a->appended += n;
     rb_buf_reset(buf);
-    return write_head(a, h);
+    return st;
 }
 
 /* Commits a batch of queued records (the commit lock held, not the queue

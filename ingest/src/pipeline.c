@@ -637,9 +637,27 @@ static enum rb_status store(struct rb_ingest *ing, int64_t coll, const char *sou
     struct rb_ingest_chunks cs = {0};
     if ((st = rb_ingest_chunk(d, &co, &cs, &ing->err)) != RB_OK)
         return st;
+    /* The collection's policy may require personal data to be redacted
+     * before anything is stored, keyword-indexed or embedded. */
+    const char *t0 = d->title ? d->title : title_fallback;
+    char *title = t0 ? rb_strdup(t0) : NULL;
+    char *meta = d->metadata_json ? rb_strdup(d->metadata_json) : NULL;
+    if ((t0 && !title) || (d->metadata_json && !meta))
+        st = rb_errmsg_set(&ing->err, RB_ERR_NOMEM, "out of memory");
+    if (st == RB_OK)
+        st = rb_ingest_apply_collection_policy(ing->idx, coll, &cs, &co, &title, &meta, NULL, NULL,
+                                               &ing->err);
+    if (st != RB_OK) {
+        free(title);
+        free(meta);
+        rb_ingest_chunks_free(&cs);
+        return st;
+    }
     float *vec = NULL;
     struct rb_index_chunk *ic = rb_calloc_array(cs.n ? cs.n : 1, sizeof *ic);
     if (!ic) {
+        free(title);
+        free(meta);
         rb_ingest_chunks_free(&cs);
         return RB_ERR_NOMEM;
     }
@@ -682,11 +700,11 @@ static enum rb_status store(struct rb_ingest *ing, int64_t coll, const char *sou
         doc.source = source;
         doc.sha256 = sha;
         doc.mime = rb_ingest_format_mime(d->format);
-        doc.title = d->title ? d->title : title_fallback;
+        doc.title = title;
         doc.language = d->language;
         doc.size = sb ? (int64_t)sb->st_size : 0;
         doc.mtime_us = sb ? (int64_t)sb->st_mtim.tv_sec * 1000000 + sb->st_mtim.tv_nsec / 1000 : 0;
-        doc.metadata_json = d->metadata_json;
+        doc.metadata_json = meta;
         doc.state = cs.n ? RB_INDEX_DOC_INDEXED : RB_INDEX_DOC_SKIPPED;
         doc.error = cs.n ? NULL : "no text found";
         doc.parent_id = parent;
@@ -697,6 +715,8 @@ static enum rb_status store(struct rb_ingest *ing, int64_t coll, const char *sou
     *n_chunks = (int64_t)cs.n;
     free(vec);
     free(ic);
+    free(title);
+    free(meta);
     rb_ingest_chunks_free(&cs);
     return st;
 }

@@ -36,6 +36,8 @@ struct oai_server {
     pthread_mutex_t mu;
     char last_model[128];
     int last_max_tokens;
+    char *last_system; /* the last request's system and last user message (owned; */
+    char *last_user;   /* oai_server_stop frees them), to check what a prompt carried */
 };
 
 struct oai_stream {
@@ -130,6 +132,18 @@ static enum MHD_Result oai_handler(void *cls, struct MHD_Connection *c, const ch
     rb_strlcpy(srv->last_model, rb_json_str(req, "model") ? rb_json_str(req, "model") : "",
                sizeof srv->last_model);
     srv->last_max_tokens = (int)rb_json_num(req, "max_tokens", -1);
+    const cJSON *msg;
+    cJSON_ArrayForEach(msg, cJSON_GetObjectItem(req, "messages"))
+    {
+        const char *role = rb_json_str(msg, "role"), *content = rb_json_str(msg, "content");
+        char **slot = role && strcmp(role, "system") == 0 ? &srv->last_system
+                      : role && strcmp(role, "user") == 0  ? &srv->last_user
+                                                           : NULL;
+        if (slot && content) {
+            free(*slot);
+            *slot = rb_strdup(content);
+        }
+    }
     pthread_mutex_unlock(&srv->mu);
     bool stream = rb_json_bool(req, "stream", false);
     struct rb_buf pieces;
@@ -243,6 +257,9 @@ static void oai_server_stop(struct oai_server *srv)
     if (srv->d)
         MHD_stop_daemon(srv->d);
     srv->d = NULL;
+    free(srv->last_system);
+    free(srv->last_user);
+    srv->last_system = srv->last_user = NULL;
     pthread_mutex_destroy(&srv->mu);
 }
 

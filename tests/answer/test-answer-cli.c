@@ -351,6 +351,59 @@ static void test_batch(const char *dir)
     CHECK(!rb_fs_exists(journal));
 }
 
+/* `collection policy` and the drafting switches of `ask`. */
+static void test_policy_and_draft(void)
+{
+    int status;
+    char *out = run(&status, "collection policy docs");
+    CHECK_MSG(status == 0 && strstr(out, "{"), "%d %s", status, out);
+    free(out);
+    out = run(&status, "collection policy docs --redact-answers off");
+    CHECK_MSG(status == 0 && strstr(out, "\"answers\":\tfalse"), "%s", out);
+    free(out);
+    /* with answers unredacted, a phone number in a source comes back as written */
+    out = run(&status, "collection policy docs --redact-answers on --redact-ingest off");
+    CHECK(status == 0 && strstr(out, "\"answers\":\ttrue") && strstr(out, "\"ingest\":\tfalse"));
+    free(out);
+    out = run(&status, "collection policy docs --redact-ingest maybe 2>/dev/null");
+    CHECK_EQ_INT(status, 2);
+    free(out);
+    out = run(&status, "collection policy docs --set '{\"redaction\": []}' 2>/dev/null");
+    CHECK_EQ_INT(status, 2);
+    free(out);
+    out = run(&status, "collection policy docs --set '[1]' 2>/dev/null");
+    CHECK_EQ_INT(status, 2);
+    free(out);
+    out = run(&status, "collection policy nosuch 2>/dev/null");
+    CHECK_EQ_INT(status, 1);
+    free(out);
+    /* the stored policy is what ask reads: an answer is marked redacted */
+    cJSON *j = ask("How long did in-flight intubation take compared with the control setting?");
+#if RAGBOX_ANSWER_HAVE_ENV
+    CHECK(j && cJSON_IsTrue(cJSON_GetObjectItem(j, "redacted")));
+#endif
+    cJSON_Delete(j);
+    out = run(&status, "collection policy docs --set '{}'");
+    CHECK(status == 0);
+    free(out);
+    /* a redacting collection takes no pre-chunked text */
+    out = run(&status, "collection create --policy '{\"redaction\":{\"ingest\":true}}' redacting");
+    CHECK(status == 0);
+    free(out);
+    out = run(&status, "index add --collection redacting /dev/null 2>&1");
+    CHECK_MSG(status == 1 && strstr(out, "ragbox ingest"), "%d %s", status, out);
+    free(out);
+
+    /* drafting: a kind, a model, a pack with the template */
+    out = run(&status, "ask --collection docs --vertical government --draft memo x 2>/dev/null");
+    CHECK_EQ_INT(status, 2);
+    free(out);
+    out = run(&status, "ask --collection docs --vertical government --draft notice --extractive "
+                       "\"Draft a notice on in-flight intubation\" 2>&1");
+    CHECK_MSG(status == 1 && strstr(out, "needs a generation model"), "%d %s", status, out);
+    free(out);
+}
+
 int main(void)
 {
     const char *bin = getenv("RAGBOX_BIN");
@@ -369,6 +422,7 @@ int main(void)
     const char *ini = "[audit]\nsync = false\nsyslog = false\n";
     REQUIRE(rb_fs_write_atomic(conf, ini, strlen(ini)) == RB_OK);
     test_ask();
+    test_policy_and_draft();
     test_batch(dir);
 #if RAGBOX_ANSWER_HAVE_ENV
     test_audit();

@@ -555,8 +555,8 @@ static size_t count_lines(const char *path)
     return n;
 }
 
-#define GC_THREADS 32
-#define GC_EACH 15
+#define GC_THREADS 24
+#define GC_EACH 10
 struct gc_arg {
     struct rb_audit *a;
     int id;

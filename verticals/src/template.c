@@ -1,5 +1,6 @@
 /* Prompt template files: a small header (name, version, lang) and the
  * system and user sections, with {{placeholder}} substitution. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,7 +9,7 @@
 
 static const char *const known_placeholders[] = {
     "context", "question", "disclaimer", "rules", "date", "collection", "vertical", "language",
-    "title",
+    "title", "authority",
 };
 
 #define MAX_TEMPLATE_BYTES (256 * 1024)
@@ -68,7 +69,7 @@ static enum rb_status check_placeholders(const char *path, const char *text, int
                 return rb_errmsg_set(err, RB_ERR_FORMAT,
                                      "%s:%d: unknown placeholder {{%.*s}} (known: context, "
                                      "question, disclaimer, rules, date, collection, vertical, "
-                                     "language, title)",
+                                     "language, title, authority)",
                                      path, line, (int)RB_MIN(n, 60), p + 2);
             p = end + 1;
         } else if (p[0] == '}' && p[1] == '}') {
@@ -330,6 +331,15 @@ enum rb_status rb_template_render(const struct rb_template *t, const struct rb_v
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    /* the issuing authority of drafted documents: [drafting] authority_<lang> */
+    const char *authority = NULL;
+    if (v) {
+        char key[32];
+        snprintf(key, sizeof key, "authority_%s", rb_vertical_lang_name(t->lang));
+        authority = rb_config_str(rb_vertical_config(v), "drafting", key, NULL);
+    }
+    if (!authority)
+        authority = t->lang == RB_VERTICAL_ZH ? "［发文机关］" : "[Issuing authority]";
     const char *values[RB_ARRAY_LEN(known_placeholders)] = {
         vars->context ? vars->context : "",
         vars->question ? vars->question : "",
@@ -340,6 +350,7 @@ enum rb_status rb_template_render(const struct rb_template *t, const struct rb_v
         v ? rb_vertical_name(v) : "",
         t->lang == RB_VERTICAL_ZH ? "中文" : "English",
         vars->title ? vars->title : "",
+        authority,
     };
     struct rb_buf s, u;
     rb_buf_init(&s, 0);

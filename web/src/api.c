@@ -1285,6 +1285,7 @@ struct ask_task {
     struct web_stream *stream;
     char *question;
     char *vertical;
+    char *draft;        /* drafting mode "notice" | "reply", or NULL */
     enum rb_answer_mode mode;
     int64_t *ids;       /* readable collections asked, n */
     char **names;       /* their names, n */
@@ -1309,6 +1310,7 @@ static void ask_task_free(struct ask_task *t)
     free(t->ids);
     free(t->question);
     free(t->vertical);
+    free(t->draft);
     free(t);
 }
 
@@ -1357,7 +1359,8 @@ static void ask_run(void *arg)
                                    .user = t->user,
                                    .client = t->ip,
                                    .on_piece = ask_piece,
-                                   .stream_user = t};
+                                   .stream_user = t,
+                                   .draft = t->draft};
     struct rb_answer_result res;
     memset(&res, 0, sizeof res);
     struct rb_errmsg err;
@@ -1527,7 +1530,8 @@ static enum MHD_Result ask_start(struct web_request *req, struct ask_task *t)
     return ret;
 }
 
-/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive|generate}:
+/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive|generate,
+ * draft?: notice|reply (drafting mode, government pack)}:
  * Server-Sent Events, sent as they are produced: "token" {text} for each
  * generated piece, then "citations" {citations:[...]} and "done" {answer,
  * refused, refusal, lang, mode, audit_id, ...}; or "error" {code, message}.
@@ -1541,6 +1545,7 @@ static enum MHD_Result h_ask(struct web_request *req)
     const char *question = rb_json_str(body, "question");
     const char *vertical = rb_json_str(body, "vertical");
     const char *mode_text = rb_json_str(body, "mode");
+    const char *draft = rb_json_str(body, "draft"); /* drafting mode: "notice" | "reply" */
     cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
     const char *one = rb_json_str(body, "collection");
     enum rb_answer_mode mode = RB_ANSWER_MODE_AUTO;
@@ -1551,11 +1556,13 @@ static enum MHD_Result h_ask(struct web_request *req)
     else if (mode_text && strcmp(mode_text, "auto") != 0)
         mode = (enum rb_answer_mode)-1;
     if (!question || !*question || strlen(question) > 8192 || (names && !cJSON_IsArray(names)) ||
-        (int)mode < 0 || (vertical && strlen(vertical) > 64)) {
+        (int)mode < 0 || (vertical && strlen(vertical) > 64) ||
+        (cJSON_GetObjectItemCaseSensitive(body, "draft") && !draft) ||
+        (draft && strcmp(draft, "notice") != 0 && strcmp(draft, "reply") != 0)) {
         cJSON_Delete(body);
         return rb__web_error(req, 400, "invalid",
                              "question (1..8192 bytes), collections [names], mode "
-                             "auto|extractive|generate");
+                             "auto|extractive|generate, draft notice|reply");
     }
 #ifdef RB_WEB_HAVE_ANSWER
     if (mode == RB_ANSWER_MODE_GENERATE && !req->web->backend) {
@@ -1570,6 +1577,11 @@ static enum MHD_Result h_ask(struct web_request *req)
         return rb__web_status(req, RB_ERR_NOMEM, NULL);
     }
     t->mode = mode;
+    if (draft && !(t->draft = rb_strdup(draft))) {
+        cJSON_Delete(body);
+        ask_task_free(t);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
     bool ok = ask_collections(req, names, one, t, false, &ret);
     cJSON_Delete(body);
     if (!ok) {

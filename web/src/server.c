@@ -829,9 +829,12 @@ static enum rb_status embed_query(void *user, const char *text, float **vec, int
 }
 #endif
 
-/* The generation model (--model, [engine] model, else [answer] model) and the
- * embedding model (--embedding-model, [engine] embedding_model, else [answer]
- * embed_model). Neither is required: without a generation model answers are
+static enum rb_status open_models_at(struct rb_web *web, const struct rb_config *cfg,
+                                     const char *gen, const char *emb, struct rb_errmsg *err);
+
+/* The generation model (--model, [engine] model, [models] chat, else [answer] model) and the
+ * embedding model (--embedding-model, [engine] embedding_model, [models] embedding, else
+ * [answer] embed_model). Neither is required: without a generation model answers are
  * extractive; without an embedding model search is keyword-only and
  * /v1/embeddings answers 503. */
 static enum rb_status open_models(struct rb_web *web, const struct rb_web_options *opts,
@@ -842,12 +845,34 @@ static enum rb_status open_models(struct rb_web *web, const struct rb_web_option
     if (!gen || !*gen)
         gen = rb_config_str(cfg, "engine", "model", NULL);
     if (!gen || !*gen)
+        gen = rb_config_str(cfg, "models", "chat", NULL); /* set by `ragbox model add` */
+    if (!gen || !*gen)
         gen = rb_config_str(cfg, "answer", "model", NULL);
     const char *emb = opts->embedding_model_path;
     if (!emb || !*emb)
         emb = rb_config_str(cfg, "engine", "embedding_model", NULL);
     if (!emb || !*emb)
+        emb = rb_config_str(cfg, "models", "embedding", NULL);
+    if (!emb || !*emb)
         emb = rb_config_str(cfg, "answer", "embed_model", NULL);
+    /* [models] paths may be relative to the data directory */
+    char *gen_abs = gen && *gen && gen[0] != '/' && !opts->model_path
+                        ? rb_path_join(web->data_dir, gen) : NULL;
+    char *emb_abs = emb && *emb && emb[0] != '/' && !opts->embedding_model_path
+                        ? rb_path_join(web->data_dir, emb) : NULL;
+    if (gen_abs && rb_fs_exists(gen_abs))
+        gen = gen_abs;
+    if (emb_abs && rb_fs_exists(emb_abs))
+        emb = emb_abs;
+    enum rb_status mst = open_models_at(web, cfg, gen, emb, err);
+    free(gen_abs);
+    free(emb_abs);
+    return mst;
+}
+
+static enum rb_status open_models_at(struct rb_web *web, const struct rb_config *cfg,
+                                     const char *gen, const char *emb, struct rb_errmsg *err)
+{
 #if defined(RB_WEB_HAVE_ANSWER) && defined(RAGBOX_ANSWER_HAVE_LOCAL)
     if (gen && *gen) {
         int64_t n_ctx = 0, threads = 0;
@@ -915,7 +940,7 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     web->data_dir = rb_strdup(opts->data_dir);
     web->metrics.count_by_route_status = calloc((rb__web_n_routes + 1) * 6, sizeof(uint64_t));
     enum rb_status st = RB_OK;
-    int64_t threads = 16, workers = 4, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
+    int64_t threads = 16, workers = 8, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
             max_body = 1 << 20, max_upload = 256LL << 20, depth = 32, max_fail = 5,
             backoff_max = 900;
     if (!web->data_dir || !web->metrics.count_by_route_status) {

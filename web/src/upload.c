@@ -293,6 +293,14 @@ static void ingest_one(struct rb_web *web, int64_t doc_id)
     enum rb_status st = rb_ingest_parse_file(d->source, &g->limits, &doc, &err);
     if (st == RB_OK)
         st = rb_ingest_chunk(doc, &g->chunk_opts, &chunks, &err);
+    /* the collection's policy may require redaction before storing */
+    char *title = NULL, *meta = NULL;
+    if (st == RB_OK && ((doc->title && !(title = rb_strdup(doc->title))) ||
+                        (doc->metadata_json && !(meta = rb_strdup(doc->metadata_json)))))
+        st = rb_errmsg_set(&err, RB_ERR_NOMEM, "out of memory");
+    if (st == RB_OK)
+        st = rb_ingest_apply_collection_policy(web->index, d->collection_id, &chunks,
+                                               &g->chunk_opts, &title, &meta, NULL, NULL, &err);
     struct rb_index_chunk *ic = NULL;
     if (st == RB_OK && chunks.n == 0)
         st = rb_errmsg_set(&err, RB_ERR_PARSE, "no text found in the document");
@@ -315,11 +323,11 @@ static void ingest_one(struct rb_web *web, int64_t doc_id)
         struct rb_index_document nd = *d;
         nd.mime = rb_ingest_format_mime(doc->format);
         nd.language = doc->language;
-        nd.metadata_json = doc->metadata_json;
+        nd.metadata_json = meta;
         nd.state = RB_INDEX_DOC_INDEXED;
         nd.error = NULL;
-        if (doc->title && *doc->title)
-            nd.title = doc->title;
+        if (title && *title)
+            nd.title = title;
         st = rb_index_document_put(web->index, &nd, ic, chunks.n, NULL, NULL);
         if (st != RB_OK)
             rb_errmsg_set(&err, st, "%s", rb_index_errmsg(web->index));
@@ -338,6 +346,8 @@ static void ingest_one(struct rb_web *web, int64_t doc_id)
         g->failed++;
     pthread_mutex_unlock(&g->lock);
     free(ic);
+    free(title);
+    free(meta);
     rb_ingest_chunks_free(&chunks);
     rb_ingest_doc_free(doc);
     rb_index_document_free(d);

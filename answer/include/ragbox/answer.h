@@ -298,6 +298,10 @@ struct rb_answer_result {
     char audit_id[96];        /* "" when not audited */
     int64_t latency_ms;
     size_t context_tokens;    /* tokens of packed context */
+    char *draft;              /* owned: drafting kind ("notice", "reply"), NULL = an answer */
+    bool redacted;            /* answer, citation and passage texts went through PII
+                                 redaction (collection policy / pack apply_to_answers) */
+    size_t n_redactions;      /* findings replaced in the answer and citation texts */
 };
 void rb_answer_result_free(struct rb_answer_result *r); /* frees members; NULL ok */
 
@@ -335,6 +339,12 @@ struct rb_answer_policy {
     size_t max_sentences;    /* extractive: sentences to show, 0 = 3 */
     const char *refusal;     /* the pack's no-evidence refusal text in the question's
                                 language, NULL = the built-in one (borrowed) */
+    bool redact_answers;     /* the pack's [redaction] apply_to_answers (a collection's
+                                policy may override it) */
+    bool doses_from_sources; /* healthcare (never_invent_dosages): refuse a generated answer
+                                stating a dose ("<number> <unit>": mg, mcg, g, ml, IU, units,
+                                tablets, 毫克, 片 ...) that no cited source states with the
+                                same number and unit, single digits included */
 };
 
 /* Renders the vertical's prompt template: the system and user messages for
@@ -357,6 +367,13 @@ struct rb_answer_respond_options {
      * supersedes what was streamed; consumers show the final result.answer. */
     rb_answer_stream_fn on_piece;
     void *stream_user;
+    /* Text whose figures a generated answer may quote besides the cited
+     * sources (policy figures_from_sources): drafting passes the request and
+     * the issuing date. NULL for answers: a figure must come from a source. */
+    const char *figures_allowed;
+    /* What the evidence check measures against the passages, NULL = question
+     * (drafting passes the request without its drafting instructions). */
+    const char *evidence_question;
 };
 
 /* Steps after retrieval: evidence check, packing, prompt, generation or
@@ -376,6 +393,20 @@ RB_NODISCARD enum rb_status rb_answer_respond(const struct rb_answer_respond_opt
 /* Embeds a query for the vector leg: *vec is caller-freed, *dim its length. */
 typedef enum rb_status (*rb_answer_embed_fn)(void *user, const char *text, float **vec, int *dim);
 
+/* Redacts personal data in text (UTF-8, len bytes): a malloc'd NUL-terminated
+ * copy with each finding replaced by "[REDACTED:<TYPE>]", NULL when out of
+ * memory. Same signature as rb_redact_audit_hook (verticals). */
+typedef char *(*rb_answer_redact_fn)(void *user, const char *text, size_t len);
+
+/* Per-collection answer policy, read from the collection's policy JSON
+ * (rb_index_collection.policy_json):
+ *   {"redaction": {"answers": true|false, "ingest": true|false}}
+ * "answers" absent = the vertical pack's [redaction] apply_to_answers. Sets
+ * *answers_set when the key is present. Malformed JSON or a non-boolean value
+ * is RB_ERR_INVALID (a policy that cannot be read is not silently ignored). */
+RB_NODISCARD enum rb_status rb_answer_policy_redacts_answers(const char *policy_json,
+                                                             bool *answers_set, bool *answers);
+
 /* What the audit trail receives for each ask (all borrowed for the call). */
 struct rb_answer_audit_event {
     const char *user;          /* may be NULL */
@@ -391,9 +422,13 @@ struct rb_answer_audit_event {
 typedef enum rb_status (*rb_answer_audit_fn)(void *user, const struct rb_answer_audit_event *ev,
                                              char *audit_id, size_t size);
 
-/* The vertical's pack as the answerer uses it: policy and template. */
+/* The vertical's pack as the answerer uses it: policy and the template
+ * `template_name` ("answer", or "draft-notice" / "draft-reply" in drafting
+ * mode). A template other than "answer" that the pack does not declare is
+ * RB_ERR_NOT_FOUND (the answerer reports which templates the pack has). */
 typedef enum rb_status (*rb_answer_vertical_fn)(void *user, const char *vertical,
                                                 enum rb_answer_lang lang,
+                                                const char *template_name,
                                                 struct rb_answer_policy *policy,
                                                 rb_answer_render_fn *render, void **render_user,
                                                 const char **template_id,
@@ -408,6 +443,10 @@ struct rb_answerer_options {
     void *audit_user;
     rb_answer_vertical_fn vertical;    /* NULL = the built-in policy defaults and no template */
     void *vertical_user;
+    rb_answer_redact_fn redact;        /* PII redaction of answers (collection policy / pack
+                                        * apply_to_answers); NULL = none available: a request
+                                        * whose policy demands redaction then fails */
+    void *redact_user;
     int k;                             /* passages to retrieve, default 8 */
     int max_tokens;                    /* answer length, default 512 */
 };
@@ -426,7 +465,17 @@ struct rb_answer_request {
     const char *client;
     rb_answer_stream_fn on_piece;      /* may be NULL */
     void *stream_user;
+    /* Drafting mode (NULL/"" = an ordinary answer): "notice" or "reply" drafts
+     * an official notice / reply letter from the retrieved sources with the
+     * pack's template draft-<kind> (government). Needs a generation backend:
+     * extractive mode (explicit, or no model configured) is RB_ERR_CONFIG; an
+     * unknown kind is RB_ERR_INVALID; a pack without the template is
+     * RB_ERR_NOT_FOUND. The question is the drafting request. */
+    const char *draft;
 };
+
+/* Drafting kinds accepted in rb_answer_request.draft, NULL-terminated. */
+extern const char *const rb_answer_draft_kinds[];
 
 struct rb_answerer;
 RB_NODISCARD enum rb_status rb_answerer_open(const struct rb_answerer_options *o,
@@ -610,6 +659,7 @@ void rb_answer_env_close(struct rb_answer_env *env);
 void rb_answer_env_apply(struct rb_answer_env *env, struct rb_answerer_options *o);
 /* The vertical hook alone (eval uses it for templates and policies). */
 enum rb_status rb_answer_env_vertical(void *env, const char *vertical, enum rb_answer_lang lang,
+                                      const char *template_name,
                                       struct rb_answer_policy *policy,
                                       rb_answer_render_fn *render, void **render_user,
                                       const char **template_id, const char **template_version);

@@ -224,6 +224,43 @@ RB_NODISCARD enum rb_status rb_ingest_chunk(const struct rb_ingest_doc *doc,
                                             const struct rb_ingest_chunk_options *opts,
                                             struct rb_ingest_chunks *out, struct rb_errmsg *err);
 
+/* ============================================================== redaction */
+
+/* Whether a collection's policy JSON asks for redaction at ingest:
+ * {"redaction": {"ingest": true}} (absent = false). RB_ERR_INVALID, with a
+ * message, when the policy is not a JSON object or "redaction" is not an
+ * object of booleans: a policy that cannot be read is never ignored. */
+RB_NODISCARD enum rb_status rb_ingest_policy_redacts(const char *policy_json, bool *on,
+                                                     struct rb_errmsg *err);
+
+/* Redacts personal data (every rule of the verticals module: payment cards,
+ * IBAN, SSN, Chinese ID, phone, e-mail, dates of birth, MRN, account numbers)
+ * in place in each chunk's text and section, and, when the pointers are
+ * non-NULL, in *title and in the string values of *metadata_json (owned,
+ * replaced by owned redacted copies; NULL values stay NULL). Each finding
+ * becomes "[REDACTED:<TYPE>]". Offsets: byte_start/byte_end and
+ * char_start/char_end keep locating the chunk in the document's text as
+ * extracted, before redaction (so a chunk can still be traced to its place in
+ * the source file); they are not offsets into the stored, redacted text,
+ * whose length may differ. text_len is updated and token_count recounted
+ * with opts->count (NULL opts = the estimate). *n_redacted (may be NULL)
+ * counts the findings. RB_ERR_UNSUPPORTED when built without verticals. */
+RB_NODISCARD enum rb_status rb_ingest_redact_chunks(struct rb_ingest_chunks *chunks,
+                                                    const struct rb_ingest_chunk_options *opts,
+                                                    char **title, char **metadata_json,
+                                                    size_t *n_redacted, struct rb_errmsg *err);
+
+struct rb_index;
+/* The collection's policy applied to chunks about to be stored in it: looks
+ * the policy up in idx and, when it says {"redaction": {"ingest": true}},
+ * calls rb_ingest_redact_chunks. *applied (may be NULL) says whether it did.
+ * The ingest pipeline and the web server's upload path both store chunks
+ * through this. */
+RB_NODISCARD enum rb_status rb_ingest_apply_collection_policy(
+    struct rb_index *idx, int64_t collection_id, struct rb_ingest_chunks *chunks,
+    const struct rb_ingest_chunk_options *opts, char **title, char **metadata_json,
+    bool *applied, size_t *n_redacted, struct rb_errmsg *err);
+
 /* ============================================================== embedding */
 
 /* Where vectors come from: the engine's embedding model plugs in here.

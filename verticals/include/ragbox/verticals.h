@@ -22,7 +22,9 @@
  *   --- user
  *   ...context block and question, must use {{context}} and {{question}}...
  * Placeholders: {{context}} {{question}} {{disclaimer}} {{rules}} {{date}}
- * {{collection}} {{vertical}} {{language}} {{title}}. Unknown placeholders, a missing required
+ * {{collection}} {{vertical}} {{language}} {{title}} {{authority}} (the issuing authority of
+ * drafted documents: pack.ini [drafting] authority_<lang>, else a bracketed placeholder).
+ * Unknown placeholders, a missing required
  * one, bad UTF-8, a missing header key or section are load errors that name
  * the file and line.
  *

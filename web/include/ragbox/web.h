@@ -200,7 +200,7 @@ struct rb_web_options {
                                      * tls_cert, tls_key (PEM paths; both = HTTPS),
                                      * threads (16: requests wait on the audit
                                      * fsync and SQLite, so more than the cores),
-                                     * answer_workers (4: streamed asks),
+                                     * answer_workers (8: streamed asks),
                                      * job_workers (2: questions in parallel per
                                      * batch job), max_connections (256),
                                      * max_connections_per_ip (64), connection_timeout_s (30),
