@@ -190,7 +190,9 @@ api() { # api PATH JSON OUTFILE -> HTTP status
   curl -sS -o "$3" -w '%{http_code}' -m 120 -H "Authorization: Bearer $key" \
     -H 'Content-Type: application/json' -d "$2" "http://127.0.0.1:$port$1" 2>/dev/null || echo 000
 }
-ask_json=$(python3 -c 'import json,sys; print(json.dumps({"collections":["clinical"],"question":sys.argv[1]}))' "$question")
+# Extractive: the operator's model above is a tiny story model (a newer server uses
+# [models] chat for generation, and an uncited generated answer is withheld).
+ask_json=$(python3 -c 'import json,sys; print(json.dumps({"collections":["clinical"],"question":sys.argv[1],"mode":"extractive"}))' "$question")
 search_json=$(python3 -c 'import json,sys; print(json.dumps({"query":sys.argv[1],"collections":["clinical"],"k":3}))' "$question")
 # First document of a search answer (the same search must find it after the upgrade).
 top_doc() { python3 -c 'import json,sys; h=json.load(open(sys.argv[1])).get("hits") or []; print("%s#%s" % (h[0].get("source"), h[0].get("chunk_id")) if h else "")' "$1" 2>/dev/null; }
