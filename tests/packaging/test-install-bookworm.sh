@@ -104,8 +104,17 @@ mount -t sysfs sysfs "$R/sys"
 mount --bind /dev "$R/dev"
 mount -t devpts devpts "$R/dev/pts" -o newinstance,ptmxmode=0666 2>/dev/null || true
 # Downloaded .debs are kept between runs (the archive is only read when they change).
-mkdir -p "$cache/apt-archives/partial"
-mount --bind "$cache/apt-archives" "$R/var/cache/apt/archives"
+# Copied in and back rather than bind-mounted: concurrent runs (other worktrees)
+# would otherwise fight over apt's lock on the shared directory.
+mkdir -p "$cache/apt-archives/partial" "$R/var/cache/apt/archives/partial"
+find "$cache/apt-archives" -maxdepth 1 -name '*.deb' -exec cp -t "$R/var/cache/apt/archives/" {} +
+save_debs() {
+  local f
+  for f in "$R"/var/cache/apt/archives/*.deb; do
+    [ -e "$f" ] && [ ! -e "$cache/apt-archives/${f##*/}" ] || continue
+    cp "$f" "$cache/apt-archives/.${f##*/}.$$" && mv "$cache/apt-archives/.${f##*/}.$$" "$cache/apt-archives/${f##*/}"
+  done
+}
 # No daemons start inside the chroot (there is no systemd to start them).
 printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
 chmod 755 "$R/usr/sbin/policy-rc.d"
@@ -121,6 +130,7 @@ cp "$deb2" "$R/tmp/ragbox-new.deb"
 check "apt-get install ./ragbox_${old}_amd64.deb (the previous release)" in_root sh -c \
   "apt-get install -y -q --no-install-recommends /tmp/ragbox-old.deb >/tmp/install.log 2>&1"
 cat "$R/tmp/install.log" >"$T/install.log"
+save_debs
 check "dpkg says installed $old" [ "$(in_root dpkg-query -W -f='${Status} ${Version}' ragbox)" = "install ok installed $old" ]
 in_root dpkg-query -W -f='${Depends}\n' ragbox >"$T/depends"
 say "Depends: $(cat "$T/depends")"
