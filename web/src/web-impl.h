@@ -86,6 +86,7 @@ struct rb_web {
     bool tls;
     int port;
     size_t max_body, max_upload;
+    size_t max_job_body; /* POST /api/jobs bodies (question files), >= max_body */
     int json_depth;
     char *cert_pem, *key_pem;
     struct web_metrics metrics;
@@ -152,6 +153,7 @@ struct web_request {
     size_t route_index;
     char *params[WEB_MAX_PARAMS]; /* decoded {name} path segments, owned */
     struct rb_buf body;
+    size_t body_limit;            /* bytes this request's body may have */
     bool body_too_large;
     size_t drained;               /* bytes discarded after body_too_large */
     int64_t start_ns;
