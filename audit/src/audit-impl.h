@@ -14,6 +14,12 @@
 #define RB_AUDIT_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 /* Longest record line accepted (records carry a query, an answer and details). */
 #define RB_AUDIT_MAX_LINE ((size_t)4 << 20)
+/* Most records one group-commit slice writes before sealing them with a
+ * head: a crash can leave at most this many complete records beyond the
+ * signed head (adopted by the next appender, tolerated by verify). */
+#define RB_AUDIT_MAX_BATCH 256
+#define RB__AUDIT_STR2(x) #x
+#define RB__AUDIT_STR(x) RB__AUDIT_STR2(x)
 #define RB_AUDIT_SIG_HEX 128 /* Ed25519 signature, 64 bytes, hex */
 #define RB_AUDIT_KEY_ID_HEX 16
 

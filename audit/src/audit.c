@@ -1,6 +1,13 @@
 /* The audit writer: canonical records appended under a process mutex and an
- * flock, chained by SHA-256, sealed by a signed head after every append and
- * by signed checkpoints every N records, on rotation and on close. */
+ * flock, chained by SHA-256, sealed by a signed head after every batch and
+ * by signed checkpoints every N records, on rotation and on close.
+ *
+ * Group commit: threads appending through one handle queue their record
+ * bodies; the first becomes the leader, takes every queued record, and under
+ * the flock numbers and chains them, writes them with one write(2), makes
+ * them durable with one fdatasync, and re-signs the head once. Each caller
+ * returns only after the batch holding its record is durable. Records that
+ * arrive while a batch is being committed form the next batch. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,7 +33,12 @@ struct rb_audit {
     int log_fd;            /* current file, O_APPEND; -1 when none open */
     char log_name[64];     /* its name */
     uint64_t appended;     /* records appended by this handle since its last checkpoint */
-    pthread_mutex_t mutex;
+    pthread_mutex_t mutex; /* the commit lock: held while writing (leader, checkpoint, close) */
+    /* group commit queue (under queue_lock) */
+    pthread_mutex_t queue_lock;
+    pthread_cond_t queue_cond;
+    struct audit_pending *queue_head, *queue_tail;
+    bool committing;       /* a leader is committing a batch */
     struct rb_errmsg err;
     /* The head as this handle last wrote or verified it, with its exact
      * bytes: while head.json holds the same bytes its signature need not be
@@ -36,6 +48,16 @@ struct rb_audit {
     struct rb__audit_head cache;
     char *cache_text;
     size_t cache_len;
+};
+
+/* One queued record of a group commit. */
+struct audit_pending {
+    cJSON *body;               /* the record body (consumed by the leader) */
+    uint64_t seq;              /* assigned seq on success */
+    enum rb_status st;
+    bool done;                 /* set by the leader under queue_lock */
+    struct rb_errmsg err;      /* why, when st != RB_OK */
+    struct audit_pending *next;
 };
 
 #define DEFAULT_CHECKPOINT_EVERY 1000
@@ -140,17 +162,25 @@ static enum rb_status write_all(int fd, const char *p, size_t len)
     return RB_OK;
 }
 
-/* Replaces path durably (tmp + fsync + rename + fsync dir), or, without
- * sync, just atomically. */
+/* Replaces path atomically: tmp + write (+ fdatasync when sync) + rename.
+ *
+ * Why no fsync of the directory: the head is a seal, not the record's
+ * durability point (the log's fdatasync is). The rename is carried by the
+ * filesystem journal, which the next batch's fdatasync of the log commits;
+ * if a crash loses it, the previous head (itself complete: its bytes were
+ * synced before its rename) survives and the next appender adopts the
+ * chain-continuing records beyond it (reconcile). Syncing the temporary
+ * file's bytes before the rename is what keeps a crash from leaving an empty
+ * or torn head. */
 static enum rb_status replace_file(const char *path, const char *data, size_t len, bool sync)
 {
-    if (sync)
-        return rb_fs_write_atomic(path, data, len);
     char *tmp = rb_asprintf("%s.tmp.%ld", path, (long)getpid());
     if (!tmp)
         return RB_ERR_NOMEM;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     enum rb_status st = fd < 0 ? RB_ERR_IO : write_all(fd, data, len);
+    if (st == RB_OK && sync && fdatasync(fd) != 0)
+        st = RB_ERR_IO;
     if (fd >= 0 && close(fd) != 0)
         st = RB_ERR_IO;
     if (st == RB_OK && rename(tmp, path) != 0)
@@ -215,17 +245,22 @@ static enum rb_status read_head(struct rb_audit *a, struct rb__audit_head *h, bo
     return RB_OK;
 }
 
-static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
+/* The signed head's text for *h (caller frees), or NULL with a->err set. */
+static char *head_text(struct rb_audit *a, struct rb__audit_head *h)
 {
     rb_strlcpy(h->key_id, a->key_id, sizeof h->key_id);
     size_t mlen;
     char *msg = rb__audit_head_message(h, &mlen);
-    if (!msg)
-        return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+    if (!msg) {
+        rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     enum rb_status st = rb__audit_sign(a->key, msg, mlen, h->sig);
     free(msg);
-    if (st != RB_OK)
-        return rb_errmsg_set(&a->err, st, "cannot sign the audit head");
+    if (st != RB_OK) {
+        rb_errmsg_set(&a->err, st, "cannot sign the audit head");
+        return NULL;
+    }
     char *text = rb_asprintf("{\"seq\":%llu,\"hash\":\"%s\",\"file\":\"%s\",\"size\":%llu,"
                              "\"file_start_us\":%lld,\"cp_seq\":%llu,\"cp_hash\":\"%s\","
                              "\"key\":\"%s\",\"sig\":\"%s\"}\n",
@@ -233,14 +268,87 @@ static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
                              (unsigned long long)h->size, (long long)h->file_start_us,
                              (unsigned long long)h->cp_seq, h->cp_hash, h->key_id, h->sig);
     if (!text)
-        return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+        rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+    return text;
+}
+
+static enum rb_status write_head(struct rb_audit *a, struct rb__audit_head *h)
+{
+    char *text = head_text(a, h);
+    if (!text)
+        return a->err.text[0] ? RB_ERR_CRYPTO : RB_ERR_NOMEM;
     remember_head(a, h, NULL, 0);
     size_t len = strlen(text);
-    st = replace_file(a->head_path, text, len, a->opt.sync);
+    enum rb_status st = replace_file(a->head_path, text, len, a->opt.sync);
     if (st != RB_OK) {
         free(text);
         return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
     }
+    remember_head(a, h, text, len);
+    return RB_OK;
+}
+
+/* fdatasync of a file on a helper thread, so two syncs overlap. */
+struct sync_job {
+    int fd;
+    int rc;
+};
+
+static void *sync_main(void *p)
+{
+    struct sync_job *j = p;
+    j->rc = fdatasync(j->fd);
+    return NULL;
+}
+
+/* Makes the batch in the log durable and seals it with the head for *h in
+ * one sync's time: the new head is written to its temporary file, and its
+ * fdatasync runs on a helper thread while this one fdatasyncs the log. Only
+ * when both are durable is the head renamed into place, so a durable head
+ * never names records that are not. */
+static enum rb_status sync_and_seal(struct rb_audit *a, struct rb__audit_head *h)
+{
+    char *text = head_text(a, h);
+    if (!text)
+        return RB_ERR_NOMEM;
+    size_t len = strlen(text);
+    char *tmp = rb_asprintf("%s.tmp.%ld", a->head_path, (long)getpid());
+    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    enum rb_status st = fd < 0 ? RB_ERR_IO : write_all(fd, text, len);
+    struct sync_job job = {fd, 0};
+    pthread_t th;
+    bool threaded = st == RB_OK && pthread_create(&th, NULL, sync_main, &job) == 0;
+    if (st == RB_OK && !threaded)
+        job.rc = fdatasync(fd); /* no thread: one after the other */
+    int log_rc = fdatasync(a->log_fd);
+    int log_errno = errno;
+    if (threaded)
+        pthread_join(th, NULL);
+    if (fd >= 0 && close(fd) != 0)
+        st = RB_ERR_IO;
+    if (st == RB_OK && log_rc != 0) {
+        errno = log_errno;
+        st = rb_errmsg_set(&a->err, RB_ERR_IO, "cannot sync the audit log %s: %s", a->log_name,
+                           strerror(log_errno));
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
+        free(text);
+        return st;
+    }
+    if (st == RB_OK && job.rc != 0)
+        st = RB_ERR_IO;
+    remember_head(a, h, NULL, 0);
+    if (st == RB_OK && rename(tmp, a->head_path) != 0)
+        st = RB_ERR_IO;
+    if (st != RB_OK) {
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
+        free(text);
+        return rb_errmsg_set(&a->err, st, "cannot write %s: %s", a->head_path, strerror(errno));
+    }
+    free(tmp);
     remember_head(a, h, text, len);
     return RB_OK;
 }
@@ -290,9 +398,11 @@ static void unlock_dir(struct rb_audit *a)
 }
 
 /* Brings *h up to date with the log file: adopts complete records written
- * after the head (a crash between the record's fsync and the head's), cuts
- * a torn partial line (never acknowledged), refuses a log shorter than the
- * head (truncation). Called with the lock held, log file open. */
+ * after the head (a crash between a batch's fdatasync and its head), cuts a
+ * torn partial line (never acknowledged), refuses a log shorter than the
+ * head (truncation). The unsealed tail is read in windows, so however many
+ * records a crash left unsealed, memory stays bounded. Called with the lock
+ * held, log file open. */
 static enum rb_status reconcile(struct rb_audit *a, struct rb__audit_head *h)
 {
     struct stat sb;
@@ -307,63 +417,77 @@ static enum rb_status reconcile(struct rb_audit *a, struct rb__audit_head *h)
                              "(%llu): records were removed; run 'ragbox audit verify'",
                              a->dir, a->log_name, (unsigned long long)size,
                              (unsigned long long)h->size);
-    if (size - h->size > RB_AUDIT_MAX_LINE * 2)
-        return rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
-                             "audit log %s has %llu unsealed bytes after its head",
-                             a->log_name, (unsigned long long)(size - h->size));
-    size_t extra = (size_t)(size - h->size);
-    char *buf = malloc(extra + 1);
+    const size_t window = RB_AUDIT_MAX_LINE + 1;
+    char *buf = malloc(window + 1);
     if (!buf)
         return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
-    ssize_t got = pread(a->log_fd, buf, extra, (off_t)h->size);
-    if (got != (ssize_t)extra) {
-        free(buf);
-        return rb_errmsg_set(&a->err, RB_ERR_IO, "cannot read %s", a->log_name);
-    }
-    buf[extra] = '\0';
-    size_t pos = 0;
     enum rb_status st = RB_OK;
-    while (pos < extra) {
-        char *nl = memchr(buf + pos, '\n', extra - pos);
-        if (!nl) {
-            RB_WARN("audit",
-                    "%s: cutting a torn, unacknowledged partial record (%zu bytes) at offset %llu",
-                    a->log_name, extra - pos, (unsigned long long)(h->size + pos));
-            if (ftruncate(a->log_fd, (off_t)(h->size + pos)) != 0)
-                st = rb_errmsg_set(&a->err, RB_ERR_IO, "cannot truncate %s", a->log_name);
+    uint64_t adopted = 0;
+    while (st == RB_OK && h->size < size) {
+        uint64_t left = size - h->size;
+        size_t want = left < window ? (size_t)left : window;
+        ssize_t got = pread(a->log_fd, buf, want, (off_t)h->size);
+        if (got != (ssize_t)want) {
+            st = rb_errmsg_set(&a->err, RB_ERR_IO, "cannot read %s", a->log_name);
             break;
         }
-        size_t line_len = (size_t)(nl - (buf + pos));
-        cJSON *rec = NULL;
-        struct rb_errmsg jerr;
-        bool ok = rb_json_parse(buf + pos, line_len, 16, &rec, &jerr) == RB_OK;
-        uint64_t seq = 0;
-        const char *prev = NULL;
-        if (ok) {
-            const cJSON *s = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-            seq = cJSON_IsNumber(s) ? (uint64_t)s->valuedouble : 0;
-            prev = rb_json_str(rec, "prev");
+        buf[want] = '\0';
+        size_t pos = 0;
+        bool progressed = false;
+        while (pos < want) {
+            char *nl = memchr(buf + pos, '\n', want - pos);
+            if (!nl) {
+                if (want == left) { /* the file's end: a torn tail */
+                    RB_WARN("audit",
+                            "%s: cutting a torn, unacknowledged partial record (%zu bytes) at "
+                            "offset %llu",
+                            a->log_name, want - pos, (unsigned long long)h->size);
+                    if (ftruncate(a->log_fd, (off_t)h->size) != 0)
+                        st = rb_errmsg_set(&a->err, RB_ERR_IO, "cannot truncate %s", a->log_name);
+                    size = h->size;
+                } else if (!progressed) {
+                    st = rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
+                                       "audit log %s has an over-long line after its signed head; "
+                                       "run 'ragbox audit verify'",
+                                       a->log_name);
+                }
+                break; /* next window starts at the first unprocessed line */
+            }
+            size_t line_len = (size_t)(nl - (buf + pos));
+            cJSON *rec = NULL;
+            struct rb_errmsg jerr;
+            bool ok = rb_json_parse(buf + pos, line_len, 16, &rec, &jerr) == RB_OK;
+            uint64_t seq = 0;
+            const char *prev = NULL;
+            if (ok) {
+                const cJSON *s = cJSON_GetObjectItemCaseSensitive(rec, "seq");
+                seq = cJSON_IsNumber(s) ? (uint64_t)s->valuedouble : 0;
+                prev = rb_json_str(rec, "prev");
+            }
+            ok = ok && seq == h->seq + 1 && prev && strcmp(prev, h->hash) == 0;
+            cJSON_Delete(rec);
+            if (!ok) {
+                st = rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
+                                   "audit log %s has a record after its signed head that does not "
+                                   "continue the chain; run 'ragbox audit verify'",
+                                   a->log_name);
+                break;
+            }
+            uint8_t d[RB_SHA256_LEN];
+            if ((st = rb_sha256(buf + pos, line_len, d)) != RB_OK)
+                break;
+            rb_hex_encode(d, RB_SHA256_LEN, h->hash);
+            h->seq = seq;
+            pos += line_len + 1;
+            h->size += line_len + 1;
+            adopted++;
+            progressed = true;
         }
-        ok = ok && seq == h->seq + 1 && prev && strcmp(prev, h->hash) == 0;
-        cJSON_Delete(rec);
-        if (!ok) {
-            st = rb_errmsg_set(&a->err, RB_ERR_CORRUPT,
-                               "audit log %s has a record after its signed head that does not "
-                               "continue the chain; run 'ragbox audit verify'",
-                               a->log_name);
-            break;
-        }
-        uint8_t d[RB_SHA256_LEN];
-        if ((st = rb_sha256(buf + pos, line_len, d)) != RB_OK)
-            break;
-        rb_hex_encode(d, RB_SHA256_LEN, h->hash);
-        h->seq = seq;
-        pos += line_len + 1;
-        h->size += line_len + 1;
-        RB_WARN("audit", "%s: sealed record %llu left unsealed by an interrupted appender",
-                a->log_name, (unsigned long long)seq);
     }
     free(buf);
+    if (adopted > 0)
+        RB_WARN("audit", "%s: sealed %llu record(s) up to seq %llu left unsealed by an interrupted "
+                "appender", a->log_name, (unsigned long long)adopted, (unsigned long long)h->seq);
     if (st == RB_OK)
         st = write_head(a, h);
     return st;
@@ -491,6 +615,8 @@ enum rb_status rb_audit_open(const struct rb_audit_options *o, struct rb_audit *
     a->lock_fd = -1;
     a->log_fd = -1;
     pthread_mutex_init(&a->mutex, NULL);
+    pthread_mutex_init(&a->queue_lock, NULL);
+    pthread_cond_init(&a->queue_cond, NULL);
     a->dir = rb_strdup(o->dir);
     a->key_path = o->key_path ? rb_strdup(o->key_path) : rb__audit_default_key(o->dir);
     a->pub_path = a->key_path ? rb__audit_pub_path(a->key_path) : NULL;
@@ -606,6 +732,8 @@ void rb_audit_close(struct rb_audit *a)
     EVP_PKEY_free(a->key);
     free(a->cache_text);
     pthread_mutex_destroy(&a->mutex);
+    pthread_mutex_destroy(&a->queue_lock);
+    pthread_cond_destroy(&a->queue_cond);
     free(a->dir);
     free(a->key_path);
     free(a->pub_path);
@@ -741,15 +869,14 @@ static bool valid_event_string(const char *s)
     return !s || strlen(s) < RB_AUDIT_MAX_LINE / 4;
 }
 
-/* Builds the final line under the lock, writes it, seals it. */
-static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *seq_out)
+/* Brings the head up to date under the lock: the first file when there is
+ * none, adoption of unsealed records, rotation by size or age. */
+static enum rb_status prepare_head(struct rb_audit *a, struct rb__audit_head *h, int64_t now)
 {
-    struct rb__audit_head h;
     bool exists;
-    enum rb_status st = read_head(a, &h, &exists);
+    enum rb_status st = read_head(a, h, &exists);
     if (st != RB_OK)
         return st;
-    int64_t now = rb_time_now_us();
     if (!exists) {
         char **names;
         size_t n;
@@ -759,45 +886,48 @@ static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *s
                                  "%s/%s is missing but audit logs exist", a->dir, RB_AUDIT_HEAD);
         }
         rb__audit_free_list(names, n);
-        snprintf(h.file, sizeof h.file, RB_AUDIT_PREFIX "%020llu" RB_AUDIT_SUFFIX, 1ULL);
-        h.file_start_us = now;
-        if ((st = open_log(a, h.file, true)) != RB_OK)
-            return st;
-    } else {
-        if ((st = open_log(a, h.file, false)) != RB_OK)
-            return st;
-        if ((st = reconcile(a, &h)) != RB_OK)
-            return st;
-        bool by_size = h.size >= a->opt.rotate_bytes;
-        bool by_time = a->opt.rotate_seconds > 0 &&
-                       now - h.file_start_us >= a->opt.rotate_seconds * 1000000;
-        if (h.size > 0 && (by_size || by_time)) {
-            if ((st = checkpoint_locked(a, &h, "rotate")) != RB_OK)
-                return st;
-            snprintf(h.file, sizeof h.file, RB_AUDIT_PREFIX "%020llu" RB_AUDIT_SUFFIX,
-                     (unsigned long long)(h.seq + 1));
-            h.size = 0;
-            h.file_start_us = now;
-            if ((st = open_log(a, h.file, true)) != RB_OK)
-                return st;
-            /* A crash right after an earlier rotation may have left records
-             * in the new file that the head does not cover yet: adopt them
-             * (reconcile checks they continue the chain). */
-            if ((st = reconcile(a, &h)) != RB_OK)
-                return st;
-            RB_INFO("audit", "rotated to %s", h.file);
-        }
+        snprintf(h->file, sizeof h->file, RB_AUDIT_PREFIX "%020llu" RB_AUDIT_SUFFIX, 1ULL);
+        h->file_start_us = now;
+        return open_log(a, h->file, true);
     }
-    /* seq, time, prev first: the fixed field order. */
-    uint64_t seq = h.seq + 1;
-    char when[40];
-    rb_time_format_utc(now, when, sizeof when);
+    if ((st = open_log(a, h->file, false)) != RB_OK)
+        return st;
+    if ((st = reconcile(a, h)) != RB_OK)
+        return st;
+    bool by_size = h->size >= a->opt.rotate_bytes;
+    bool by_time =
+        a->opt.rotate_seconds > 0 && now - h->file_start_us >= a->opt.rotate_seconds * 1000000;
+    if (h->size > 0 && (by_size || by_time)) {
+        if ((st = checkpoint_locked(a, h, "rotate")) != RB_OK)
+            return st;
+        snprintf(h->file, sizeof h->file, RB_AUDIT_PREFIX "%020llu" RB_AUDIT_SUFFIX,
+                 (unsigned long long)(h->seq + 1));
+        h->size = 0;
+        h->file_start_us = now;
+        if ((st = open_log(a, h->file, true)) != RB_OK)
+            return st;
+        /* A crash right after an earlier rotation may have left records in
+         * the new file that the head does not cover yet: adopt them
+         * (reconcile checks they continue the chain). */
+        if ((st = reconcile(a, h)) != RB_OK)
+            return st;
+        RB_INFO("audit", "rotated to %s", h->file);
+    }
+    return RB_OK;
+}
+
+/* The final line of one record: seq, time, prev and key first (the fixed
+ * field order), then the body's fields (moved out of body). */
+static enum rb_status build_line(struct rb_audit *a, cJSON *body, uint64_t seq, const char *when,
+                                 const char *prev, char **line_out, size_t *len_out)
+{
+    *line_out = NULL;
     cJSON *rec = cJSON_CreateObject();
     if (!rec)
         return RB_ERR_NOMEM;
     cJSON_AddNumberToObject(rec, "seq", (double)seq);
     cJSON_AddStringToObject(rec, "time", when);
-    cJSON_AddStringToObject(rec, "prev", h.hash);
+    cJSON_AddStringToObject(rec, "prev", prev);
     cJSON_AddStringToObject(rec, "key", a->key_id);
     for (cJSON *it = body->child; it;) {
         cJSON *next = it->next;
@@ -807,61 +937,174 @@ static enum rb_status append_locked(struct rb_audit *a, cJSON *body, uint64_t *s
     char *line = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
     if (!line)
-        return rb_errmsg_set(&a->err, RB_ERR_NOMEM, "out of memory");
+        return RB_ERR_NOMEM;
     size_t len = strlen(line);
     if (len >= RB_AUDIT_MAX_LINE) {
         free(line);
-        return rb_errmsg_set(&a->err, RB_ERR_TOO_LARGE, "audit record too large (%zu bytes)", len);
+        return RB_ERR_TOO_LARGE;
     }
-    uint8_t d[RB_SHA256_LEN];
-    if ((st = rb_sha256(line, len, d)) != RB_OK) {
-        free(line);
-        return st;
-    }
-    char *with_nl = realloc(line, len + 2);
-    if (!with_nl) {
-        free(line);
-        return RB_ERR_NOMEM;
-    }
-    with_nl[len] = '\n';
-    with_nl[len + 1] = '\0';
-    st = write_all(a->log_fd, with_nl, len + 1);
-    free(with_nl);
-    if (st == RB_OK && a->opt.sync && fdatasync(a->log_fd) != 0)
-        st = RB_ERR_IO;
-    if (st != RB_OK) {
-        /* Cut whatever part reached the file so the chain stays clean. */
-        if (ftruncate(a->log_fd, (off_t)h.size) != 0)
-            RB_ERROR("audit", "cannot undo a failed append to %s", h.file);
-        return rb_errmsg_set(&a->err, RB_ERR_IO, "cannot write the audit log %s: %s", h.file,
-                             strerror(errno));
-    }
-    rb_hex_encode(d, RB_SHA256_LEN, h.hash);
-    h.seq = seq;
-    h.size += len + 1;
-    a->appended++;
-    if ((st = write_head(a, &h)) != RB_OK)
-        return st;
-    if (seq - h.cp_seq >= a->opt.checkpoint_every && (st = checkpoint_locked(a, &h, "interval")) != RB_OK)
-        return st;
-    if (seq_out)
-        *seq_out = seq;
+    *line_out = line;
+    *len_out = len;
     return RB_OK;
 }
 
+/* Writes the lines in buf (n records ending at *h_next) with one write(2)
+ * and one fdatasync, then seals them with one signed head. On failure the
+ * partial write is cut so the chain stays clean and *h is unchanged. */
+static enum rb_status flush_batch(struct rb_audit *a, struct rb__audit_head *h,
+                                  const struct rb__audit_head *h_next, struct rb_buf *buf,
+                                  uint64_t n)
+{
+    enum rb_status st = write_all(a->log_fd, buf->data, buf->len);
+    if (st != RB_OK) {
+        int e = errno;
+        if (ftruncate(a->log_fd, (off_t)h->size) != 0)
+            RB_ERROR("audit", "cannot undo a failed append to %s", h->file);
+        return rb_errmsg_set(&a->err, RB_ERR_IO, "cannot write the audit log %s: %s", h->file,
+                             strerror(e));
+    }
+    struct rb__audit_head next = *h_next;
+    if (!a->opt.sync) {
+        st = write_head(a, &next);
+    } else {
+        rb_errmsg_clear(&a->err);
+        st = sync_and_seal(a, &next);
+        if (st != RB_OK && strstr(a->err.text, "cannot sync the audit log")) {
+            /* not durable: never acknowledged, cut so the chain stays clean */
+            if (ftruncate(a->log_fd, (off_t)h->size) != 0)
+                RB_ERROR("audit", "cannot undo a failed append to %s", h->file);
+            return st;
+        }
+    }
+    /* The records are durable (and, when st is OK, sealed). */
+    *h = next;
+    a->appended += n;
+    rb_buf_reset(buf);
+    return st;
+}
+
+/* Commits a batch of queued records (the commit lock held, not the queue
+ * lock). Sets each record's seq or status. A batch is written in slices of
+ * at most RB_AUDIT_MAX_BATCH records and RB_AUDIT_MAX_LINE bytes, each with
+ * one write + one fdatasync + one head, so a crash leaves at most one slice
+ * beyond the signed head. */
+static void commit_batch(struct rb_audit *a, struct audit_pending *batch)
+{
+    rb_errmsg_clear(&a->err);
+    enum rb_status st = lock_dir(a);
+    bool locked = st == RB_OK;
+    struct rb__audit_head h, next;
+    int64_t now = rb_time_now_us();
+    if (st == RB_OK)
+        st = prepare_head(a, &h, now);
+    char when[40];
+    rb_time_format_utc(now, when, sizeof when);
+    struct rb_buf buf;
+    rb_buf_init(&buf, 2 * RB_AUDIT_MAX_LINE + 16);
+    uint64_t in_slice = 0;
+    if (st == RB_OK)
+        next = h;
+    for (struct audit_pending *p = batch; p && st == RB_OK; p = p->next) {
+        char *line = NULL;
+        size_t len = 0;
+        enum rb_status lst = build_line(a, p->body, next.seq + 1, when, next.hash, &line, &len);
+        if (lst != RB_OK) { /* this record only: it takes no seq */
+            p->st = lst;
+            rb_errmsg_set(&p->err, lst,
+                          lst == RB_ERR_TOO_LARGE ? "audit record too large" : "out of memory");
+            continue;
+        }
+        if (in_slice > 0 &&
+            (in_slice >= RB_AUDIT_MAX_BATCH || buf.len + len + 1 > RB_AUDIT_MAX_LINE)) {
+            st = flush_batch(a, &h, &next, &buf, in_slice);
+            if (st != RB_OK) {
+                free(line);
+                break;
+            }
+            in_slice = 0;
+        }
+        uint8_t d[RB_SHA256_LEN];
+        lst = rb_sha256(line, len, d);
+        if (lst == RB_OK && (lst = rb_buf_append(&buf, line, len)) == RB_OK)
+            lst = rb_buf_append(&buf, "\n", 1);
+        free(line);
+        if (lst != RB_OK) {
+            st = rb_errmsg_set(&a->err, lst, "cannot build the audit batch");
+            break;
+        }
+        rb_hex_encode(d, RB_SHA256_LEN, next.hash);
+        next.seq++;
+        next.size += len + 1;
+        p->seq = next.seq;
+        in_slice++;
+    }
+    if (st == RB_OK && in_slice > 0)
+        st = flush_batch(a, &h, &next, &buf, in_slice);
+    if (st == RB_OK && h.seq - h.cp_seq >= a->opt.checkpoint_every)
+        st = checkpoint_locked(a, &h, "interval");
+    if (locked)
+        unlock_dir(a);
+    rb_buf_free(&buf);
+    /* Records of slices that were sealed keep their seq even when a later
+     * step failed: they are durable and chained. The others fail. */
+    for (struct audit_pending *p = batch; p; p = p->next) {
+        if (p->st != RB_OK)
+            continue;
+        if (p->seq == 0 || p->seq > h.seq) {
+            p->st = st != RB_OK ? st : RB_ERR_IO;
+            p->err = a->err;
+            p->seq = 0;
+        } else if (st != RB_OK) {
+            /* durable, but the interval checkpoint or the head failed */
+            p->st = st;
+            p->err = a->err;
+        }
+    }
+}
+
+/* Queues body and waits until a leader (possibly this thread) has made it
+ * durable. */
 static enum rb_status append_body(struct rb_audit *a, const struct rb_audit_event *ev, cJSON *body,
                                   uint64_t *seq_out)
 {
-    pthread_mutex_lock(&a->mutex);
-    enum rb_status st = lock_dir(a);
-    if (st == RB_OK) {
-        st = append_locked(a, body, seq_out);
-        unlock_dir(a);
+    struct audit_pending me = {.body = body, .st = RB_OK};
+    pthread_mutex_lock(&a->queue_lock);
+    if (a->queue_tail)
+        a->queue_tail->next = &me;
+    else
+        a->queue_head = &me;
+    a->queue_tail = &me;
+    while (!me.done) {
+        if (a->committing) {
+            pthread_cond_wait(&a->queue_cond, &a->queue_lock);
+            continue;
+        }
+        /* Lead: take everything queued so far. */
+        a->committing = true;
+        struct audit_pending *batch = a->queue_head;
+        a->queue_head = a->queue_tail = NULL;
+        pthread_mutex_unlock(&a->queue_lock);
+        pthread_mutex_lock(&a->mutex);
+        commit_batch(a, batch);
+        pthread_mutex_unlock(&a->mutex);
+        pthread_mutex_lock(&a->queue_lock);
+        for (struct audit_pending *p = batch; p;) {
+            struct audit_pending *next = p->next; /* p may return and vanish once done */
+            p->done = true;
+            p = next;
+        }
+        a->committing = false;
+        pthread_cond_broadcast(&a->queue_cond);
     }
-    pthread_mutex_unlock(&a->mutex);
-    if (st == RB_OK && a->opt.syslog)
-        log_syslog(ev, seq_out ? *seq_out : 0);
-    return st;
+    pthread_mutex_unlock(&a->queue_lock);
+    if (me.st != RB_OK) {
+        a->err = me.err;
+        return me.st;
+    }
+    *seq_out = me.seq;
+    if (a->opt.syslog)
+        log_syslog(ev, me.seq);
+    return RB_OK;
 }
 
 enum rb_status rb_audit_append(struct rb_audit *a, const struct rb_audit_event *ev,

@@ -344,9 +344,10 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
                 problem(r, RB_AUDIT_HEAD, 0, h.seq,
                         "record %llu differs from the one the signed head sealed",
                         (unsigned long long)h.seq);
-            else if (hs.n - h.seq > 1)
+            else if (hs.n - h.seq > RB_AUDIT_MAX_BATCH)
                 problem(r, last_file, 0, h.seq + 1,
-                        "%llu records follow the signed head (at most one may, after a crash): "
+                        "%llu records follow the signed head (at most one batch of "
+                        RB__AUDIT_STR(RB_AUDIT_MAX_BATCH) " may, after a crash): "
                         "records were appended without the key",
                         (unsigned long long)(hs.n - h.seq));
             else if ((h.cp_seq != cp_seq || strcmp(h.cp_hash, cp_hash) != 0) &&
@@ -360,8 +361,8 @@ enum rb_status rb_audit_verify(const char *dir, const char *pubkey_path,
             else if (strcmp(h.file, last_file) != 0 &&
                      !(n_files >= 2 && strcmp(h.file, files[n_files - 2]) == 0 &&
                        (last_file_bytes == 0 || /* rotation interrupted */
-                        (hs.n - h.seq == 1 &&    /* its first record not yet sealed */
-                         strtoull(last_file + strlen(RB_AUDIT_PREFIX), NULL, 10) == hs.n))))
+                        (hs.n - h.seq <= RB_AUDIT_MAX_BATCH && /* its first batch not sealed */
+                         strtoull(last_file + strlen(RB_AUDIT_PREFIX), NULL, 10) == h.seq + 1))))
                 problem(r, RB_AUDIT_HEAD, 0, h.seq,
                         "the head names %s but the last log file is %s", h.file, last_file);
             else

@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 {
     int n_clients = 64, seconds = 10;
     const char *keep = NULL;
-    int audit_sync = 1;
+    int audit_sync = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc)
             n_clients = (int)strtol(argv[++i], NULL, 10);
@@ -158,9 +158,11 @@ int main(int argc, char **argv)
             keep = argv[++i];
         else if (strcmp(argv[i], "--audit-sync") == 0 && i + 1 < argc)
             audit_sync = (int)strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = (int)strtol(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench-web [--clients N] [--seconds S] [--keep DIR] "
-                            "[--audit-sync 0|1]\n");
+                            "[--audit-sync 0|1] [--threads N]\n");
             return 2;
         }
     }
@@ -270,8 +272,11 @@ int main(int argc, char **argv)
     if (!cf)
         return 1;
     /* Every search is an audit record; --audit-sync 0 shows what its fdatasync costs. */
-    fprintf(cf, "[web]\nmax_connections_per_ip = %d\nmax_connections = %d\n[audit]\nsync = %s\n",
-            n_clients + 16, n_clients + 64, audit_sync ? "true" : "false");
+    fprintf(cf, "[web]\nmax_connections_per_ip = %d\nmax_connections = %d\n",
+            n_clients + 16, n_clients + 64);
+    if (threads > 0) /* else the server's default */
+        fprintf(cf, "threads = %d\n", threads);
+    fprintf(cf, "[audit]\nsync = %s\n", audit_sync ? "true" : "false");
     fclose(cf);
     int pipefd[2];
     if (pipe(pipefd) != 0)

@@ -385,6 +385,79 @@ static void test_access_matrix(struct fixture *fx)
                       cols[k].name);
             wc_reply_free(&r);
         }
+        /* Batch jobs: a job over each collection is accepted only where the
+         * caller may read; its result holds only that collection's text;
+         * nobody else (but an admin) can see it. */
+        for (size_t k = 0; k < 2; k++) {
+            char q[256];
+            snprintf(q, sizeof q,
+                     "{\"collection\":\"%s\",\"mode\":\"extractive\",\"questions\":[\"%s\","
+                     "{\"id\":\"q2\",\"question\":\"%s\"}]}",
+                     cols[k].name, cols[k].word, cols[1 - k].word);
+            CHECK_EQ_INT(wc_json(&c, "POST", "/api/jobs", q, &r), cols[k].ok ? 201 : 404);
+            CHECK_MSG(cols[k].ok || (body_has(&r, "no such collection") && !body_has(&r, "\"id\"")),
+                      "%s job %s", who[u].user, cols[k].name);
+            char id[32] = "";
+            const char *ip = strstr(r.body.data, "\"id\":\"");
+            if (ip)
+                snprintf(id, sizeof id, "%.16s", ip + 6);
+            wc_reply_free(&r);
+            if (!cols[k].ok)
+                continue;
+            CHECK_EQ_INT((long)strlen(id), 16);
+            snprintf(path, sizeof path, "/api/jobs/%s", id);
+            bool done = false;
+            for (int i = 0; i < 200 && !done; i++) {
+                CHECK_EQ_INT(wc_json(&c, "GET", path, NULL, &r), 200);
+                done = body_has(&r, "\"state\":\"done\"");
+                CHECK(!body_has(&r, "\"state\":\"failed\""));
+                wc_reply_free(&r);
+                if (!done)
+                    usleep(20000);
+            }
+            CHECK_MSG(done, "%s job %s finished", who[u].user, cols[k].name);
+            snprintf(path, sizeof path, "/api/jobs/%s/result?format=jsonl", id);
+            CHECK_EQ_INT(wc_json(&c, "GET", path, NULL, &r), 200);
+            CHECK_MSG(body_has(&r, cols[k].word), "%s job result %s", who[u].user, cols[k].name);
+            /* the other collection's document never appears among the sources */
+            CHECK_MSG(!body_has(&r, k ? "pmid-10135926" : "news-00012"), "%s job result leaks",
+                      who[u].user);
+            wc_reply_free(&r);
+            /* the job is the owner's: every other non-admin gets "no such job" */
+            for (size_t o = 0; o < RB_ARRAY_LEN(who); o++) {
+                if (o == u)
+                    continue;
+                struct wc other;
+                wc_init(&other, "http", port);
+                REQUIRE(wc_login(&other, who[o].user, who[o].password));
+                snprintf(path, sizeof path, "/api/jobs/%s", id);
+                long want_o = who[o].admin_routes ? 200 : 404;
+                CHECK_EQ_INT(wc_json(&other, "GET", path, NULL, &r), want_o);
+                CHECK(want_o == 200 || !body_has(&r, cols[k].name));
+                wc_reply_free(&r);
+                snprintf(path, sizeof path, "/api/jobs/%s/result", id);
+                CHECK_EQ_INT(wc_status(&other, "GET", path, NULL), want_o);
+                CHECK_EQ_INT(wc_json(&other, "GET", "/api/jobs", NULL, &r), 200);
+                CHECK_MSG(body_has(&r, id) == who[o].admin_routes, "%s sees %s's job",
+                          who[o].user, who[u].user);
+                wc_reply_free(&r);
+                wc_free(&other);
+            }
+            CHECK_EQ_INT(wc_json(&c, "GET", "/api/jobs", NULL, &r), 200);
+            CHECK(body_has(&r, id));
+            wc_reply_free(&r);
+            snprintf(path, sizeof path, "/api/jobs/%s", id);
+            CHECK_EQ_INT(wc_json(&c, "DELETE", path, NULL, &r), 200);
+            CHECK(body_has(&r, "\"deleted\""));
+            wc_reply_free(&r);
+            CHECK_EQ_INT(wc_status(&c, "GET", path, NULL), 404);
+        }
+        /* No embedding model on this server: a clear 503, whoever asks. */
+        CHECK_EQ_INT(wc_json(&c, "POST", "/v1/embeddings", "{\"model\":\"x\",\"input\":\"hi\"}",
+                             &r),
+                     503);
+        CHECK(body_has(&r, "no embedding model"));
+        wc_reply_free(&r);
         /* The unreadable and the absent answer the same. */
         CHECK_EQ_INT(wc_json(&c, "GET", "/api/collections/doesnotexist/documents", NULL, &r), 404);
         CHECK(body_has(&r, "no such collection"));

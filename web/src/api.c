@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "web-impl.h"
 
@@ -78,11 +79,20 @@ static enum MHD_Result h_health(struct web_request *req)
 #else
     cJSON_AddBoolToObject(f, "upload", false);
 #endif
-    cJSON_AddBoolToObject(f, "batch", false);
 #if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
+    cJSON_AddBoolToObject(f, "batch", true);
     cJSON_AddBoolToObject(f, "openai", true);
+    /* which models this server loaded */
+    cJSON_AddBoolToObject(f, "generate", req->web->backend != NULL);
 #else
+    cJSON_AddBoolToObject(f, "batch", false);
     cJSON_AddBoolToObject(f, "openai", false);
+    cJSON_AddBoolToObject(f, "generate", false);
+#endif
+#if defined(RB_WEB_HAVE_ENGINE) && defined(RB_WEB_HAVE_ANSWER)
+    cJSON_AddBoolToObject(f, "embeddings", req->web->embedder != NULL);
+#else
+    cJSON_AddBoolToObject(f, "embeddings", false);
 #endif
     return rb__web_json(req, 200, o);
 }
@@ -751,6 +761,67 @@ static struct rb_index_collection *collection_for(struct web_request *req, const
     return c;
 }
 
+/* The collections' ids and names (no counts) from the server's short-lived
+ * cache: *out is a caller-owned array freed with rb_index_collection_list_free
+ * in which only id and name are set. */
+static enum rb_status collections_light(struct rb_web *web, struct rb_index_collection **out,
+                                        size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&web->coll_lock);
+    int64_t now = rb_time_mono_ns();
+    enum rb_status st = RB_OK;
+    if (!web->coll_at_ns || now - web->coll_at_ns > WEB_COLL_TTL_NS) {
+        struct rb_index_collection *list = NULL;
+        size_t cnt = 0;
+        st = rb_index_collection_list(web->index, &list, &cnt);
+        struct web_coll *c = st == RB_OK ? rb_calloc_array(cnt ? cnt : 1, sizeof *c) : NULL;
+        if (st == RB_OK && !c)
+            st = RB_ERR_NOMEM;
+        for (size_t i = 0; c && i < cnt; i++) {
+            c[i].id = list[i].id;
+            c[i].name = list[i].name; /* moved */
+            list[i].name = NULL;
+        }
+        rb_index_collection_list_free(list, cnt);
+        if (st == RB_OK) {
+            for (size_t i = 0; i < web->n_coll; i++)
+                free(web->coll[i].name);
+            free(web->coll);
+            web->coll = c;
+            web->n_coll = cnt;
+            web->coll_at_ns = now;
+        }
+    }
+    struct rb_index_collection *copy =
+        st == RB_OK ? rb_calloc_array(web->n_coll ? web->n_coll : 1, sizeof *copy) : NULL;
+    if (st == RB_OK && !copy)
+        st = RB_ERR_NOMEM;
+    for (size_t i = 0; copy && i < web->n_coll; i++) {
+        copy[i].id = web->coll[i].id;
+        copy[i].name = rb_strdup(web->coll[i].name);
+        if (!copy[i].name)
+            st = RB_ERR_NOMEM;
+    }
+    size_t cnt = web->n_coll;
+    pthread_mutex_unlock(&web->coll_lock);
+    if (st != RB_OK) {
+        rb_index_collection_list_free(copy, copy ? cnt : 0);
+        return st;
+    }
+    *out = copy;
+    *n = cnt;
+    return RB_OK;
+}
+
+static void collections_changed(struct rb_web *web)
+{
+    pthread_mutex_lock(&web->coll_lock);
+    web->coll_at_ns = 0;
+    pthread_mutex_unlock(&web->coll_lock);
+}
+
 static enum MHD_Result h_collections_list(struct web_request *req)
 {
     struct rb_index_collection *list = NULL;
@@ -785,6 +856,7 @@ static enum MHD_Result h_collections_create(struct web_request *req)
     int64_t id = 0;
     enum rb_status st = rb_index_collection_create(req->web->index, name, &co, &id);
     free(policy_text);
+    collections_changed(req->web);
     if (st != RB_OK) {
         cJSON_Delete(body);
         if (st == RB_ERR_EXISTS)
@@ -812,6 +884,7 @@ static enum MHD_Result h_collections_delete(struct web_request *req)
     int64_t id = c->id;
     rb_index_collection_free(c);
     enum rb_status st = rb_index_collection_delete(req->web->index, id);
+    collections_changed(req->web);
     if (st != RB_OK)
         return rb__web_status(req, st, rb_index_errmsg(req->web->index));
     if (rb_web_grant_drop_collection(req->web->auth, id) != RB_OK)
@@ -1083,7 +1156,7 @@ static enum MHD_Result h_search(struct web_request *req)
      * collection"), none named = every readable one. */
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    enum rb_status st = rb_index_collection_list(req->web->index, &list, &n);
+    enum rb_status st = collections_light(req->web, &list, &n);
     if (st != RB_OK) {
         cJSON_Delete(body);
         return rb__web_status(req, st, rb_index_errmsg(req->web->index));
@@ -1204,74 +1277,175 @@ static enum rb_status metrics_ingest(struct rb_web *web, struct rb_buf *b)
 #ifdef RB_WEB_HAVE_ANSWER
 /* ================================================================== ask */
 
-struct ask_stream {
-    struct rb_buf sse; /* the event stream being built */
-    bool ok;
+/* An ask running on a worker: owned copies of everything the request
+ * thread resolved (the caller, the readable collections), and the stream
+ * its events go to. */
+struct ask_task {
+    struct rb_web *web;
+    struct web_stream *stream;
+    char *question;
+    char *vertical;
+    enum rb_answer_mode mode;
+    int64_t *ids;       /* readable collections asked, n */
+    char **names;       /* their names, n */
+    size_t n;
+    int64_t user_id;
+    char user[RB_WEB_NAME_MAX + 1];
+    char ip[64];
+    size_t pieces;      /* token events sent */
+    bool v1;            /* OpenAI chunk format instead of ragbox events */
+    char v1_id[48];
+    char v1_model[96];
+    int64_t created;
+    char draft[16];     /* drafting mode: "notice" | "reply", "" = an answer */
 };
 
-static bool sse_event(struct rb_buf *b, const char *event, cJSON *data)
+static void ask_task_free(struct ask_task *t)
 {
-    char *text = cJSON_PrintUnformatted(data);
-    cJSON_Delete(data);
-    bool ok = text && rb_buf_printf(b, "event: %s\ndata: %s\n\n", event, text) == RB_OK;
+    if (!t)
+        return;
+    for (size_t i = 0; t->names && i < t->n; i++)
+        free(t->names[i]);
+    free(t->names);
+    free(t->ids);
+    free(t->question);
+    free(t->vertical);
+    free(t);
+}
+
+static cJSON *v1_chunk(const char *id, int64_t created, const char *model, const char *content,
+                       const char *finish);
+static cJSON *v1_error(const char *message, const char *type);
+
+/* The answer pipeline's streaming callback: each generated piece leaves as
+ * an event at once. False (client gone, server stopping) cancels the
+ * generation. */
+static bool ask_piece(void *user, const char *piece, size_t len)
+{
+    struct ask_task *t = user;
+    char *text = rb_strndup(piece, len);
+    if (!text)
+        return false;
+    cJSON *o;
+    if (t->v1) {
+        o = v1_chunk(t->v1_id, t->created, t->v1_model, text, NULL);
+    } else {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", text);
+    }
     free(text);
+    bool ok = rb__web_stream_event(t->stream, t->v1 ? NULL : "token", o);
+    struct web_metrics *m = &t->web->metrics;
+    pthread_mutex_lock(&m->lock);
+    m->stream_pieces++;
+    pthread_mutex_unlock(&m->lock);
+    t->pieces++;
     return ok;
 }
 
-static bool ask_piece(void *user, const char *piece, size_t len)
+static void ask_run(void *arg)
 {
-    struct ask_stream *s = user;
-    cJSON *o = cJSON_CreateObject();
-    char *t = rb_strndup(piece, len);
-    cJSON_AddStringToObject(o, "text", t ? t : "");
-    free(t);
-    s->ok = s->ok && sse_event(&s->sse, "token", o);
-    return s->ok;
+    struct ask_task *t = arg;
+    struct rb_web *web = t->web;
+    struct search_acl acl = {web->auth, t->user_id, t->ids, t->n};
+    struct rb_answer_request ar = {.question = t->question,
+                                   .collections = (const char *const *)t->names,
+                                   .n_collections = t->n,
+                                   .vertical = t->vertical,
+                                   .mode = t->mode,
+                                   .allow = search_allow,
+                                   .allow_ctx = &acl,
+                                   .user = t->user,
+                                   .client = t->ip,
+                                   .on_piece = ask_piece,
+                                   .stream_user = t,
+                                   .draft = t->draft[0] ? t->draft : NULL};
+    struct rb_answer_result res;
+    memset(&res, 0, sizeof res);
+    struct rb_errmsg err;
+    rb_errmsg_clear(&err);
+    enum rb_status st = RB_ERR_CANCELLED;
+    if (rb__web_stream_alive(t->stream)) /* the client may have left while queued */
+        st = rb_answerer_ask(web->answerer, &ar, &res, &err);
+    if (st == RB_OK) {
+        cJSON *full = rb_answer_result_json(&res, false);
+        cJSON *arr = cJSON_Duplicate(cJSON_GetObjectItem(full, "citations"), true);
+        if (t->pieces == 0 && res.answer) /* nothing streamed: the answer in one piece */
+            (void)ask_piece(t, res.answer, strlen(res.answer));
+        char *cit_text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+        if (rb_web_history_add(web->auth, t->user_id, t->names[0], t->question, res.answer,
+                               cit_text, NULL) != RB_OK)
+            RB_WARN("web", "history not recorded: %s", rb_web_auth_errmsg(web->auth));
+        free(cit_text);
+        if (t->v1) {
+            cJSON *last = v1_chunk(t->v1_id, t->created, t->v1_model, NULL, "stop");
+            cJSON *x = cJSON_AddObjectToObject(last, "ragbox");
+            cJSON_AddItemToObject(x, "citations", arr ? arr : cJSON_CreateArray());
+            cJSON_AddBoolToObject(x, "refused", res.refused);
+            /* the final text supersedes the streamed one (citations checked) */
+            cJSON_AddStringToObject(x, "answer", res.answer ? res.answer : "");
+            cJSON_Delete(full);
+            if (rb__web_stream_event(t->stream, NULL, last))
+                (void)rb__web_stream_write(t->stream, "data: [DONE]\n\n", 14);
+        } else {
+            cJSON *cites = cJSON_CreateObject();
+            cJSON_AddItemToObject(cites, "citations", arr ? arr : cJSON_CreateArray());
+            cJSON_AddNumberToObject(full, "streamed_pieces", (double)t->pieces);
+            if (rb__web_stream_event(t->stream, "citations", cites))
+                (void)rb__web_stream_event(t->stream, "done", full);
+            else
+                cJSON_Delete(full);
+        }
+    } else if (st == RB_ERR_CANCELLED || !rb__web_stream_alive(t->stream)) {
+        struct web_metrics *m = &web->metrics;
+        pthread_mutex_lock(&m->lock);
+        m->streams_cancelled++;
+        pthread_mutex_unlock(&m->lock);
+        RB_INFO("web", "ask cancelled: the client left after %zu pieces", t->pieces);
+    } else {
+        RB_WARN("web", "ask failed: %s", err.text);
+        const char *msg = st == RB_ERR_NOT_FOUND ? NO_COLLECTION
+                          : (st == RB_ERR_INTERNAL || st == RB_ERR_DB || st == RB_ERR_IO)
+                              ? rb_status_str(st)
+                              : err.text;
+        if (t->v1) {
+            (void)rb__web_stream_event(t->stream, NULL, v1_error(msg, "server_error"));
+        } else {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "code", rb_status_name(st));
+            cJSON_AddStringToObject(e, "message", msg);
+            (void)rb__web_stream_event(t->stream, "error", e);
+        }
+    }
+    rb_answer_result_free(&res);
+    rb__web_stream_finish(t->stream);
+    ask_task_free(t);
 }
 
-/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive,
- * draft?: notice|reply (drafting mode, government pack)}:
- * Server-Sent Events: "token" {text}..., "citations" {citations:[...]}, "done"
- * {answer, refused, refusal, lang, mode, audit_id, ...}; "error" {message}. */
-static enum MHD_Result h_ask(struct web_request *req)
+static void ask_drop(void *arg)
 {
-    struct rb_web *web = req->web;
-    enum MHD_Result ret;
-    cJSON *body = rb__web_body_json(req, &ret);
-    if (!body)
-        return ret;
-    const char *question = rb_json_str(body, "question");
-    const char *vertical = rb_json_str(body, "vertical");
-    const char *mode_text = rb_json_str(body, "mode");
-    const char *draft = rb_json_str(body, "draft"); /* drafting mode: "notice" | "reply" */
-    cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
-    const char *one = rb_json_str(body, "collection");
-    enum rb_answer_mode mode = RB_ANSWER_MODE_AUTO;
-    if (mode_text && strcmp(mode_text, "extractive") == 0)
-        mode = RB_ANSWER_MODE_EXTRACTIVE;
-    else if (mode_text && strcmp(mode_text, "auto") != 0)
-        mode = (enum rb_answer_mode)-1;
-    if (!question || !*question || strlen(question) > 8192 || (names && !cJSON_IsArray(names)) ||
-        (int)mode < 0 || (vertical && strlen(vertical) > 64) ||
-        (cJSON_GetObjectItemCaseSensitive(body, "draft") && !draft) ||
-        (draft && strcmp(draft, "notice") != 0 && strcmp(draft, "reply") != 0)) {
-        cJSON_Delete(body);
-        return rb__web_error(req, 400, "invalid",
-                             "question (1..8192 bytes), collections [names], mode auto|extractive, "
-                             "draft notice|reply");
-    }
+    struct ask_task *t = arg;
+    rb__web_stream_finish(t->stream);
+    ask_task_free(t);
+}
+
+/* Resolves the collections a request may ask: the named ones (each must be
+ * readable, else "no such collection"), or every readable one when none is
+ * named. Fills t->ids/names/n. Returns false with *ret queued on refusal. */
+static bool ask_collections(struct web_request *req, const cJSON *names, const char *one,
+                            struct ask_task *t, bool v1, enum MHD_Result *ret)
+{
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    enum rb_status st = rb_index_collection_list(web->index, &list, &n);
+    enum rb_status st = collections_light(req->web, &list, &n);
     if (st != RB_OK) {
-        cJSON_Delete(body);
-        return rb__web_status(req, st, rb_index_errmsg(web->index));
+        *ret = rb__web_status(req, st, rb_index_errmsg(req->web->index));
+        return false;
     }
-    int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
-    const char **cnames = rb_calloc_array(n ? n : 1, sizeof *cnames);
-    size_t n_ids = 0;
-    bool missing = false;
-    for (size_t i = 0; i < n && ids && cnames; i++) {
+    t->ids = rb_calloc_array(n ? n : 1, sizeof *t->ids);
+    t->names = rb_calloc_array(n ? n : 1, sizeof *t->names);
+    bool oom = !t->ids || !t->names;
+    for (size_t i = 0; i < n && !oom; i++) {
         if (!can(req, list[i].id, false))
             continue;
         bool wanted = !names && !one;
@@ -1284,93 +1458,133 @@ static enum MHD_Result h_ask(struct web_request *req)
                 wanted = true;
         }
         if (wanted) {
-            ids[n_ids] = list[i].id;
-            cnames[n_ids++] = list[i].name;
+            t->ids[t->n] = list[i].id;
+            t->names[t->n] = rb_strdup(list[i].name);
+            oom |= !t->names[t->n];
+            t->n++;
         }
+    }
+    rb_index_collection_list_free(list, n);
+    if (oom) {
+        *ret = rb__web_status(req, RB_ERR_NOMEM, NULL);
+        return false;
     }
     /* Every named collection must be readable (else: "no such collection"). */
     size_t n_named = (one ? 1 : 0) + (size_t)(names ? cJSON_GetArraySize(names) : 0);
-    if ((one || names) && n_ids < n_named)
-        missing = true;
-    if (missing || !ids || !cnames || n_ids == 0) {
-        free(ids);
-        free(cnames);
-        rb_index_collection_list_free(list, n);
-        cJSON_Delete(body);
-        if (missing)
-            return denied_as_missing(req, "ask.collection", NO_COLLECTION);
-        return rb__web_error(req, 404, "not_found", "you may not read any collection");
-    }
-    struct search_acl acl = {web->auth, req->caller.user.id, ids, n_ids};
-    struct ask_stream stream = {.ok = true};
-    rb_buf_init(&stream.sse, 64 << 20);
-    struct rb_answer_request ar = {.question = question,
-                                   .collections = cnames,
-                                   .n_collections = n_ids,
-                                   .vertical = vertical,
-                                   .mode = mode,
-                                   .allow = search_allow,
-                                   .allow_ctx = &acl,
-                                   .user = req->caller.user.name,
-                                   .client = req->ip,
-                                   .on_piece = ask_piece,
-                                   .stream_user = &stream,
-                                   .draft = draft};
-    struct rb_answer_result res;
-    memset(&res, 0, sizeof res);
-    struct rb_errmsg err;
-    rb_errmsg_clear(&err);
-    st = rb_answerer_ask(web->answerer, &ar, &res, &err);
-    if (st == RB_OK) {
-        cJSON *full = rb_answer_result_json(&res, false);
-        cJSON *cites = cJSON_CreateObject();
-        cJSON *arr = cJSON_Duplicate(cJSON_GetObjectItem(full, "citations"), true);
-        cJSON_AddItemToObject(cites, "citations", arr ? arr : cJSON_CreateArray());
-        if (stream.sse.len == 0 && res.answer) {
-            cJSON *t = cJSON_CreateObject();
-            cJSON_AddStringToObject(t, "text", res.answer);
-            stream.ok = sse_event(&stream.sse, "token", t);
+    if ((one || names) && t->n < n_named) {
+        if (v1) {
+            rb__web_audit(req, "v1.collection", NULL, "denied");
+            *ret = rb__web_json(req, 404, v1_error("no such collection", "invalid_request_error"));
+        } else {
+            *ret = denied_as_missing(req, "ask.collection", NO_COLLECTION);
         }
-        char *cit_text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-        if (rb_web_history_add(web->auth, req->caller.user.id, cnames[0], question,
-                               res.answer, cit_text, NULL) != RB_OK)
-            RB_WARN("web", "history not recorded: %s", rb_web_auth_errmsg(web->auth));
-        free(cit_text);
-        stream.ok = stream.ok && sse_event(&stream.sse, "citations", cites);
-        stream.ok = stream.ok && sse_event(&stream.sse, "done", full);
-    } else {
+        return false;
+    }
+    if (t->n == 0) {
+        *ret = v1 ? rb__web_json(req, 404, v1_error("you may not read any collection",
+                                                      "invalid_request_error"))
+                  : rb__web_error(req, 404, "not_found", "you may not read any collection");
+        return false;
+    }
+    return true;
+}
+
+static struct ask_task *ask_task_new(struct web_request *req, const char *question,
+                                     const char *vertical)
+{
+    struct ask_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->web = req->web;
+    t->question = rb_strdup(question);
+    t->vertical = vertical ? rb_strdup(vertical) : NULL;
+    t->user_id = req->caller.user.id;
+    rb_strlcpy(t->user, req->caller.user.name, sizeof t->user);
+    rb_strlcpy(t->ip, req->ip, sizeof t->ip);
+    t->created = rb_time_now_us() / 1000000;
+    if (!t->question || (vertical && !t->vertical)) {
+        ask_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Starts the stream and hands the task to a worker (which then owns it). */
+static enum MHD_Result ask_start(struct web_request *req, struct ask_task *t)
+{
+    struct web_stream *s = NULL;
+    enum MHD_Result ret = rb__web_stream_start(req, &s);
+    if (!s) {
+        ask_task_free(t);
+        return ret;
+    }
+    t->stream = s;
+    if (rb__web_workers_submit(req->web, ask_run, ask_drop, t) != RB_OK) {
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", rb_status_name(st));
-        cJSON_AddStringToObject(e, "message", st == RB_ERR_NOT_FOUND ? NO_COLLECTION
-                                               : (st == RB_ERR_INTERNAL || st == RB_ERR_DB ||
-                                                  st == RB_ERR_IO)
-                                                   ? rb_status_str(st)
-                                                   : err.text);
-        RB_WARN("web", "ask failed: %s", err.text);
-        stream.ok = sse_event(&stream.sse, "error", e);
+        cJSON_AddStringToObject(e, "code", "unavailable");
+        cJSON_AddStringToObject(e, "message", "the server is shutting down");
+        (void)rb__web_stream_event(s, "error", e);
+        ask_drop(t);
     }
-    rb_answer_result_free(&res);
-    free(ids);
-    free(cnames);
-    rb_index_collection_list_free(list, n);
-    cJSON_Delete(body);
-    if (!stream.ok) {
-        rb_buf_free(&stream.sse);
-        return rb__web_status(req, RB_ERR_NOMEM, "out of memory");
-    }
-    char *text = rb_buf_steal(&stream.sse);
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
-        text ? strlen(text) : 0, text, free);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    rb__web_headers(req, r, true);
-    req->status = 200;
-    ret = MHD_queue_response(req->conn, 200, r);
-    MHD_destroy_response(r);
     return ret;
+}
+
+/* POST /api/ask {question, collections?: [names], vertical?, mode?: auto|extractive|generate,
+ * draft?: notice|reply (drafting mode: an official notice or reply letter, government pack)}:
+ * Server-Sent Events, sent as they are produced: "token" {text} for each
+ * generated piece, then "citations" {citations:[...]} and "done" {answer,
+ * refused, refusal, lang, mode, audit_id, ...}; or "error" {code, message}.
+ * The answer runs on a worker; a client that disconnects cancels it. */
+static enum MHD_Result h_ask(struct web_request *req)
+{
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *question = rb_json_str(body, "question");
+    const char *vertical = rb_json_str(body, "vertical");
+    const char *mode_text = rb_json_str(body, "mode");
+    const char *draft = rb_json_str(body, "draft");
+    cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "collections");
+    const char *one = rb_json_str(body, "collection");
+    enum rb_answer_mode mode = RB_ANSWER_MODE_AUTO;
+    if (mode_text && strcmp(mode_text, "extractive") == 0)
+        mode = RB_ANSWER_MODE_EXTRACTIVE;
+    else if (mode_text && strcmp(mode_text, "generate") == 0)
+        mode = RB_ANSWER_MODE_GENERATE;
+    else if (mode_text && strcmp(mode_text, "auto") != 0)
+        mode = (enum rb_answer_mode)-1;
+    if (!question || !*question || strlen(question) > 8192 || (names && !cJSON_IsArray(names)) ||
+        (int)mode < 0 || (vertical && strlen(vertical) > 64) ||
+        (cJSON_GetObjectItemCaseSensitive(body, "draft") && !draft) ||
+        (draft && strcmp(draft, "notice") != 0 && strcmp(draft, "reply") != 0)) {
+        cJSON_Delete(body);
+        return rb__web_error(req, 400, "invalid",
+                             "question (1..8192 bytes), collections [names], mode "
+                             "auto|extractive|generate, draft notice|reply");
+    }
+#ifdef RB_WEB_HAVE_ANSWER
+    if (mode == RB_ANSWER_MODE_GENERATE && !req->web->backend) {
+        cJSON_Delete(body);
+        return rb__web_error(req, 503, "no_model",
+                             "no generation model is configured on this server ([engine] model)");
+    }
+#endif
+    struct ask_task *t = ask_task_new(req, question, vertical);
+    if (!t) {
+        cJSON_Delete(body);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
+    t->mode = mode;
+    if (draft)
+        rb_strlcpy(t->draft, draft, sizeof t->draft);
+    bool ok = ask_collections(req, names, one, t, false, &ret);
+    cJSON_Delete(body);
+    if (!ok) {
+        ask_task_free(t);
+        return ret;
+    }
+    return ask_start(req, t);
 }
 
 /* ============================================== OpenAI-compatible (/v1) */
@@ -1390,9 +1604,19 @@ static enum MHD_Result h_v1_models(struct web_request *req)
     cJSON_AddNumberToObject(m, "created", (double)created);
     cJSON_AddStringToObject(m, "owned_by", "ragbox");
     cJSON_AddItemToArray(data, m);
+#ifdef RB_WEB_HAVE_ENGINE
+    if (req->web->embedder) {
+        m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", req->web->embedder_name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", (double)created);
+        cJSON_AddStringToObject(m, "owned_by", "ragbox");
+        cJSON_AddItemToArray(data, m);
+    }
+#endif
     struct rb_index_collection *list = NULL;
     size_t n = 0;
-    if (rb_index_collection_list(req->web->index, &list, &n) == RB_OK) {
+    if (collections_light(req->web, &list, &n) == RB_OK) {
         for (size_t i = 0; i < n; i++) {
             if (!can(req, list[i].id, false))
                 continue;
@@ -1481,126 +1705,222 @@ static enum MHD_Result h_v1_chat(struct web_request *req)
                                                "invalid_request_error"));
     }
     /* The collections: the named one if readable, else every readable one. */
-    struct rb_index_collection *list = NULL;
-    size_t n = 0;
-    enum rb_status st = rb_index_collection_list(web->index, &list, &n);
-    if (st != RB_OK) {
+    struct ask_task *t = ask_task_new(req, question, NULL);
+    if (!t) {
         cJSON_Delete(body);
-        return rb__web_status(req, st, "collections");
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
     }
-    int64_t *ids = rb_calloc_array(n ? n : 1, sizeof *ids);
-    const char **cnames = rb_calloc_array(n ? n : 1, sizeof *cnames);
-    size_t n_ids = 0;
-    for (size_t i = 0; i < n && ids && cnames; i++) {
-        if (can(req, list[i].id, false) && (!collection || strcmp(collection, list[i].name) == 0)) {
-            ids[n_ids] = list[i].id;
-            cnames[n_ids++] = list[i].name;
-        }
-    }
-    if (n_ids == 0) {
-        free(ids);
-        free(cnames);
-        rb_index_collection_list_free(list, n);
+    if (!ask_collections(req, NULL, collection, t, true, &ret)) {
+        ask_task_free(t);
         cJSON_Delete(body);
-        if (collection)
-            rb__web_audit(req, "v1.collection", NULL, "denied");
-        return rb__web_json(req, 404, v1_error(collection ? "no such collection"
-                                                          : "you may not read any collection",
-                                               "invalid_request_error"));
+        return ret;
     }
-    struct search_acl acl = {web->auth, req->caller.user.id, ids, n_ids};
-    struct rb_answer_request ar = {.question = question,
-                                   .collections = cnames,
-                                   .n_collections = n_ids,
-                                   .allow = search_allow,
-                                   .allow_ctx = &acl,
-                                   .user = req->caller.user.name,
-                                   .client = req->ip};
-    struct rb_answer_result res;
-    memset(&res, 0, sizeof res);
-    struct rb_errmsg err;
-    rb_errmsg_clear(&err);
-    st = rb_answerer_ask(web->answerer, &ar, &res, &err);
-    char id[48];
     uint8_t rnd[8];
     char hex[17] = "0000000000000000";
     if (rb_random_bytes(rnd, sizeof rnd) == RB_OK)
         rb_hex_encode(rnd, sizeof rnd, hex);
-    snprintf(id, sizeof id, "chatcmpl-%s", hex);
-    int64_t created = rb_time_now_us() / 1000000;
-    char model_name[96];
-    snprintf(model_name, sizeof model_name, "%s", model);
-    free(ids);
-    free(cnames);
-    rb_index_collection_list_free(list, n);
+    snprintf(t->v1_id, sizeof t->v1_id, "chatcmpl-%s", hex);
+    rb_strlcpy(t->v1_model, model, sizeof t->v1_model);
+    t->v1 = true;
     cJSON_Delete(body);
+    if (stream) /* chunks leave as tokens are generated (ask_run) */
+        return ask_start(req, t);
+    struct search_acl acl = {web->auth, t->user_id, t->ids, t->n};
+    struct rb_answer_request ar = {.question = t->question,
+                                   .collections = (const char *const *)t->names,
+                                   .n_collections = t->n,
+                                   .allow = search_allow,
+                                   .allow_ctx = &acl,
+                                   .user = t->user,
+                                   .client = t->ip};
+    struct rb_answer_result res;
+    memset(&res, 0, sizeof res);
+    struct rb_errmsg err;
+    rb_errmsg_clear(&err);
+    enum rb_status st = rb_answerer_ask(web->answerer, &ar, &res, &err);
     if (st != RB_OK) {
         rb_answer_result_free(&res);
+        ask_task_free(t);
         RB_WARN("web", "v1 chat failed: %s", err.text);
         return rb__web_json(req, 500, v1_error("the answer failed", "server_error"));
     }
     cJSON *cites = rb_answer_result_json(&res, false);
     cJSON *citations = cJSON_DetachItemFromObject(cites, "citations");
     cJSON_Delete(cites);
-    if (!stream) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", id);
-        cJSON_AddStringToObject(o, "object", "chat.completion");
-        cJSON_AddNumberToObject(o, "created", (double)created);
-        cJSON_AddStringToObject(o, "model", model_name);
-        cJSON *ch = cJSON_CreateObject();
-        cJSON_AddNumberToObject(ch, "index", 0);
-        cJSON *msg = cJSON_AddObjectToObject(ch, "message");
-        cJSON_AddStringToObject(msg, "role", "assistant");
-        cJSON_AddStringToObject(msg, "content", res.answer ? res.answer : "");
-        cJSON_AddStringToObject(ch, "finish_reason", "stop");
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
-        cJSON *usage = cJSON_AddObjectToObject(o, "usage");
-        cJSON_AddNumberToObject(usage, "prompt_tokens", (double)res.context_tokens);
-        cJSON_AddNumberToObject(usage, "completion_tokens", 0);
-        cJSON_AddNumberToObject(usage, "total_tokens", (double)res.context_tokens);
-        /* ragbox extension: the sources, and whether the answer is a refusal. */
-        cJSON *x = cJSON_AddObjectToObject(o, "ragbox");
-        cJSON_AddItemToObject(x, "citations", citations ? citations : cJSON_CreateArray());
-        cJSON_AddBoolToObject(x, "refused", res.refused);
-        rb_answer_result_free(&res);
-        return rb__web_json(req, 200, o);
-    }
-    struct rb_buf b;
-    rb_buf_init(&b, 64 << 20);
-    bool ok = true;
-    cJSON *chunks[2] = {v1_chunk(id, created, model_name, res.answer ? res.answer : "", NULL),
-                        v1_chunk(id, created, model_name, NULL, "stop")};
-    cJSON *x = cJSON_AddObjectToObject(chunks[1], "ragbox");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", t->v1_id);
+    cJSON_AddStringToObject(o, "object", "chat.completion");
+    cJSON_AddNumberToObject(o, "created", (double)t->created);
+    cJSON_AddStringToObject(o, "model", t->v1_model);
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *msg = cJSON_AddObjectToObject(ch, "message");
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    cJSON_AddStringToObject(msg, "content", res.answer ? res.answer : "");
+    cJSON_AddStringToObject(ch, "finish_reason", "stop");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+    cJSON *usage = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(usage, "prompt_tokens", (double)res.context_tokens);
+    cJSON_AddNumberToObject(usage, "completion_tokens", 0);
+    cJSON_AddNumberToObject(usage, "total_tokens", (double)res.context_tokens);
+    /* ragbox extension: the sources, and whether the answer is a refusal. */
+    cJSON *x = cJSON_AddObjectToObject(o, "ragbox");
     cJSON_AddItemToObject(x, "citations", citations ? citations : cJSON_CreateArray());
     cJSON_AddBoolToObject(x, "refused", res.refused);
-    for (int i = 0; i < 2; i++) {
-        char *t = cJSON_PrintUnformatted(chunks[i]);
-        cJSON_Delete(chunks[i]);
-        ok = ok && t && rb_buf_printf(&b, "data: %s\n\n", t) == RB_OK;
-        free(t);
-    }
-    ok = ok && rb_buf_append_str(&b, "data: [DONE]\n\n") == RB_OK;
     rb_answer_result_free(&res);
-    if (!ok) {
-        rb_buf_free(&b);
-        return rb__web_status(req, RB_ERR_NOMEM, NULL);
-    }
-    char *text = rb_buf_steal(&b);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    rb__web_headers(req, r, true);
-    req->status = 200;
-    ret = MHD_queue_response(req->conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    ask_task_free(t);
+    return rb__web_json(req, 200, o);
 }
 #endif /* RB_WEB_HAVE_ANSWER */
+
+#if defined(RB_WEB_HAVE_ENGINE) && defined(RB_WEB_HAVE_ANSWER)
+/* ====================================================== /v1/embeddings */
+
+#define V1_EMBED_MAX_INPUTS 256
+#define V1_EMBED_MAX_BYTES 32768
+
+static bool v1_embed_model_ok(const struct rb_web *web, const char *model)
+{
+    if (!model)
+        return false;
+    size_t n = strlen(web->embedder_name);
+    return strcmp(model, web->embedder_name) == 0 || strcmp(model, "ragbox-embed") == 0 ||
+           (strncmp(model, web->embedder_name, n) == 0 && strcmp(model + n, ".gguf") == 0);
+}
+
+/* POST /v1/embeddings {model, input: string | [strings], encoding_format?:
+ * "float" | "base64"}: OpenAI-compatible vectors from the configured
+ * embedding model (L2-normalised, pooled as the model says). */
+static enum MHD_Result h_v1_embeddings(struct web_request *req)
+{
+    struct rb_web *web = req->web;
+    if (!web->embedder)
+        return rb__web_json(req, 503, v1_error("no embedding model is configured on this server "
+                                               "([engine] embedding_model)",
+                                               "server_error"));
+    enum MHD_Result ret;
+    cJSON *body = rb__web_body_json(req, &ret);
+    if (!body)
+        return ret;
+    const char *model = rb_json_str(body, "model");
+    const char *format = rb_json_str(body, "encoding_format");
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(body, "dimensions");
+    int dim = rb_engine_model_dim(web->embedder);
+    if (!model || !v1_embed_model_ok(web, model)) {
+        cJSON_Delete(body);
+        char msg[400];
+        snprintf(msg, sizeof msg, "unknown embedding model: use \"%s\" (see /v1/models)",
+                 web->embedder_name);
+        return rb__web_json(req, 404, v1_error(msg, "invalid_request_error"));
+    }
+    bool b64 = false;
+    if (format && strcmp(format, "base64") == 0)
+        b64 = true;
+    else if (format && strcmp(format, "float") != 0) {
+        cJSON_Delete(body);
+        return rb__web_json(req, 400, v1_error("encoding_format must be float or base64",
+                                               "invalid_request_error"));
+    }
+    if (dims && !cJSON_IsNull(dims) && (!cJSON_IsNumber(dims) || dims->valuedouble != dim)) {
+        cJSON_Delete(body);
+        char msg[128];
+        snprintf(msg, sizeof msg, "this model's vectors have %d dimensions", dim);
+        return rb__web_json(req, 400, v1_error(msg, "invalid_request_error"));
+    }
+    const char *texts[V1_EMBED_MAX_INPUTS];
+    size_t n = 0;
+    bool bad = false;
+    if (cJSON_IsString(input)) {
+        texts[n++] = input->valuestring;
+    } else if (cJSON_IsArray(input) && cJSON_GetArraySize(input) >= 1 &&
+               cJSON_GetArraySize(input) <= V1_EMBED_MAX_INPUTS) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, input)
+        {
+            if (!cJSON_IsString(it)) {
+                bad = true;
+                break;
+            }
+            texts[n++] = it->valuestring;
+        }
+    } else {
+        bad = true;
+    }
+    for (size_t i = 0; i < n && !bad; i++) {
+        size_t len = strlen(texts[i]);
+        bad = len == 0 || len > V1_EMBED_MAX_BYTES || !rb_utf8_valid(texts[i], len);
+    }
+    if (bad || n == 0) {
+        cJSON_Delete(body);
+        return rb__web_json(req, 400,
+                            v1_error("input must be a non-empty UTF-8 string or an array of 1..256 "
+                                     "such strings (at most 32768 bytes each; token arrays are "
+                                     "not accepted)",
+                                     "invalid_request_error"));
+    }
+    float *vecs = rb_calloc_array(n * (size_t)dim, sizeof *vecs);
+    if (!vecs) {
+        cJSON_Delete(body);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
+    enum rb_status st = rb_engine_embed(web->embedder, texts, n, vecs);
+    if (st != RB_OK) {
+        RB_WARN("web", "embeddings failed: %s", rb_engine_model_errmsg(web->embedder));
+        free(vecs);
+        cJSON_Delete(body);
+        return rb__web_json(req, 500, v1_error("the embedding failed", "server_error"));
+    }
+    size_t tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t t = 0;
+        if (web->embed_tok && rb_engine_token_count(web->embed_tok, texts[i], strlen(texts[i]),
+                                                    RB_ENGINE_TOKENIZE_ADD_SPECIAL, &t) == RB_OK)
+            tokens += t;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    bool oom = !o || !data;
+    for (size_t i = 0; i < n && !oom; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "object", "embedding");
+        cJSON_AddNumberToObject(e, "index", (double)i);
+        const float *v = vecs + i * (size_t)dim;
+        if (b64) {
+            /* little-endian float32 bytes, base64 (what the OpenAI SDKs send by default) */
+            size_t raw = (size_t)dim * sizeof(float);
+            char *enc = malloc(4 * ((raw + 2) / 3) + 1);
+            if (enc) {
+                EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)v, (int)raw);
+                cJSON_AddStringToObject(e, "embedding", enc);
+                free(enc);
+            } else {
+                oom = true;
+            }
+        } else {
+            cJSON *arr = cJSON_AddArrayToObject(e, "embedding");
+            for (int d = 0; arr && d < dim; d++)
+                cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)v[d]));
+        }
+        cJSON_AddItemToArray(data, e);
+    }
+    free(vecs);
+    cJSON_AddStringToObject(o, "model", web->embedder_name);
+    cJSON *usage = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(usage, "prompt_tokens", (double)tokens);
+    cJSON_AddNumberToObject(usage, "total_tokens", (double)tokens);
+    cJSON_Delete(body);
+    if (oom) {
+        cJSON_Delete(o);
+        return rb__web_status(req, RB_ERR_NOMEM, NULL);
+    }
+    pthread_mutex_lock(&web->metrics.lock);
+    web->metrics.embeddings += n;
+    pthread_mutex_unlock(&web->metrics.lock);
+    return rb__web_json(req, 200, o);
+}
+#endif
 
 /* Totals for /metrics (no per-collection labels: names could leak). */
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
@@ -1831,6 +2151,14 @@ const struct web_route rb__web_routes[] = {
     {"POST", "/api/ask", h_ask, WEB_USER, R, false},
     {"GET", "/v1/models", h_v1_models, WEB_USER, RB_WEB_SCOPE_OPENAI, false},
     {"POST", "/v1/chat/completions", h_v1_chat, WEB_USER, RB_WEB_SCOPE_OPENAI, false},
+    {"POST", "/api/jobs", rb__web_jobs_submit, WEB_USER, W, false},
+    {"GET", "/api/jobs", rb__web_jobs_list, WEB_USER, R, false},
+    {"GET", "/api/jobs/{id}", rb__web_job_get, WEB_USER, R, false},
+    {"DELETE", "/api/jobs/{id}", rb__web_job_delete, WEB_USER, W, false},
+    {"GET", "/api/jobs/{id}/result", rb__web_job_result, WEB_USER, R, false},
+#endif
+#if defined(RB_WEB_HAVE_ENGINE) && defined(RB_WEB_HAVE_ANSWER)
+    {"POST", "/v1/embeddings", h_v1_embeddings, WEB_USER, RB_WEB_SCOPE_OPENAI, false},
 #endif
 #if defined(RB_WEB_HAVE_INDEX) && defined(RB_WEB_HAVE_INGEST)
     {"POST", "/api/collections/{name}/documents", rb__web_upload_finish, WEB_USER, W, true},

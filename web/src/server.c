@@ -722,7 +722,31 @@ enum rb_status rb__web_metrics_core(struct rb_web *web, struct rb_buf *b)
             (unsigned long long)m->rejected_body, (unsigned long long)m->logins_ok,
             (unsigned long long)m->logins_failed, (unsigned long long)m->logins_throttled,
             (double)(rb_time_now_us() - web->started_us) / 1e6);
+    uint64_t pieces = m->stream_pieces, cancelled = m->streams_cancelled,
+             embedded = m->embeddings;
     pthread_mutex_unlock(&m->lock);
+    size_t queued = 0, running = 0;
+    rb__web_workers_depth(web, &queued, &running);
+    if (st == RB_OK)
+        st = rb_buf_printf(
+            b,
+            "# HELP ragbox_answer_pieces_total Answer pieces (tokens) streamed to clients.\n"
+            "# TYPE ragbox_answer_pieces_total counter\n"
+            "ragbox_answer_pieces_total %llu\n"
+            "# HELP ragbox_answer_cancelled_total Answers stopped because the client left.\n"
+            "# TYPE ragbox_answer_cancelled_total counter\n"
+            "ragbox_answer_cancelled_total %llu\n"
+            "# HELP ragbox_answer_queue_depth Answers waiting for a worker.\n"
+            "# TYPE ragbox_answer_queue_depth gauge\n"
+            "ragbox_answer_queue_depth %zu\n"
+            "# HELP ragbox_answer_running Answers being produced.\n"
+            "# TYPE ragbox_answer_running gauge\n"
+            "ragbox_answer_running %zu\n"
+            "# HELP ragbox_embeddings_total Inputs embedded through /v1/embeddings.\n"
+            "# TYPE ragbox_embeddings_total counter\n"
+            "ragbox_embeddings_total %llu\n",
+            (unsigned long long)pieces, (unsigned long long)cancelled, queued, running,
+            (unsigned long long)embedded);
     return st;
 }
 
@@ -784,6 +808,91 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     RB_DEBUG("web.mhd", "%s", msg);
 }
 
+#ifdef RB_WEB_HAVE_ENGINE
+/* rb_answer_embed_fn over the engine's embedding model (the vector leg). */
+static enum rb_status embed_query(void *user, const char *text, float **vec, int *dim)
+{
+    struct rb_engine_model *m = user;
+    int d = rb_engine_model_dim(m);
+    float *v = rb_malloc_array((size_t)d, sizeof *v);
+    if (!v)
+        return RB_ERR_NOMEM;
+    const char *texts[1] = {text};
+    enum rb_status st = rb_engine_embed(m, texts, 1, v);
+    if (st != RB_OK) {
+        free(v);
+        return st;
+    }
+    *vec = v;
+    *dim = d;
+    return RB_OK;
+}
+#endif
+
+/* The generation model (--model, [engine] model, else [answer] model) and the
+ * embedding model (--embedding-model, [engine] embedding_model, else [answer]
+ * embed_model). Neither is required: without a generation model answers are
+ * extractive; without an embedding model search is keyword-only and
+ * /v1/embeddings answers 503. */
+static enum rb_status open_models(struct rb_web *web, const struct rb_web_options *opts,
+                                  struct rb_errmsg *err)
+{
+    const struct rb_config *cfg = opts->config;
+    const char *gen = opts->model_path;
+    if (!gen || !*gen)
+        gen = rb_config_str(cfg, "engine", "model", NULL);
+    if (!gen || !*gen)
+        gen = rb_config_str(cfg, "answer", "model", NULL);
+    const char *emb = opts->embedding_model_path;
+    if (!emb || !*emb)
+        emb = rb_config_str(cfg, "engine", "embedding_model", NULL);
+    if (!emb || !*emb)
+        emb = rb_config_str(cfg, "answer", "embed_model", NULL);
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RAGBOX_ANSWER_HAVE_LOCAL)
+    if (gen && *gen) {
+        int64_t n_ctx = 0, threads = 0;
+        enum rb_status st;
+        if ((st = rb_config_int(cfg, "answer", "context_tokens", 0, 0, 1 << 20, &n_ctx, err)) ||
+            (st = rb_config_int(cfg, "answer", "threads", 0, 0, 1024, &threads, err)))
+            return st;
+        struct rb_answer_local_options lo = {
+            .model_path = gen,
+            .n_ctx = (int)n_ctx,
+            .n_threads = (int)threads,
+            .chat_template = rb_config_str(cfg, "answer", "chat_template", NULL)};
+        if ((st = rb_answer_backend_open_local(&lo, &web->backend, err)) != RB_OK)
+            return st;
+        RB_INFO("web", "generation model %s", gen);
+    }
+#else
+    if (gen && *gen)
+        return rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
+                             "model %s: this ragbox is built without the engine", gen);
+#endif
+#ifdef RB_WEB_HAVE_ENGINE
+    if (emb && *emb) {
+        enum rb_status st = rb_engine_model_open(emb, NULL, &web->embedder, err);
+        if (st != RB_OK)
+            return st;
+        if (rb_engine_model_kind(web->embedder) != RB_ENGINE_MODEL_EMBED)
+            return rb_errmsg_set(err, RB_ERR_MODEL, "%s is not an embedding model", emb);
+        if ((st = rb_engine_tokenizer_load(emb, &web->embed_tok, err)) != RB_OK)
+            return st;
+        const char *base = strrchr(emb, '/');
+        rb_strlcpy(web->embedder_name, base ? base + 1 : emb, sizeof web->embedder_name);
+        size_t nl = strlen(web->embedder_name);
+        if (nl > 5 && strcmp(web->embedder_name + nl - 5, ".gguf") == 0)
+            web->embedder_name[nl - 5] = '\0';
+        RB_INFO("web", "embedding model %s", emb);
+    }
+#else
+    if (emb && *emb)
+        return rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
+                             "embedding model %s: this ragbox is built without the engine", emb);
+#endif
+    return RB_OK;
+}
+
 enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **out,
                            struct rb_errmsg *err)
 {
@@ -796,12 +905,17 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
         return rb_errmsg_set(err, RB_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&web->metrics.lock, NULL);
     pthread_mutex_init(&web->throttle.lock, NULL);
+    pthread_mutex_init(&web->streams_lock, NULL);
+    pthread_cond_init(&web->streams_cond, NULL);
+    pthread_mutex_init(&web->tasks_lock, NULL);
+    pthread_cond_init(&web->tasks_cond, NULL);
+    pthread_mutex_init(&web->coll_lock, NULL);
     web->config = cfg;
     web->started_us = rb_time_now_us();
     web->data_dir = rb_strdup(opts->data_dir);
     web->metrics.count_by_route_status = calloc((rb__web_n_routes + 1) * 6, sizeof(uint64_t));
     enum rb_status st = RB_OK;
-    int64_t threads = 4, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
+    int64_t threads = 16, workers = 4, max_conn = 256, per_ip = 64, timeout = 30, max_header = 32768,
             max_body = 1 << 20, max_upload = 256LL << 20, depth = 32, max_fail = 5,
             backoff_max = 900;
     if (!web->data_dir || !web->metrics.count_by_route_status) {
@@ -809,6 +923,7 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
         goto fail;
     }
     if ((st = rb_config_int(cfg, "web", "threads", threads, 1, 256, &threads, err)) ||
+        (st = rb_config_int(cfg, "web", "answer_workers", workers, 1, 256, &workers, err)) ||
         (st = rb_config_int(cfg, "web", "max_connections", max_conn, 4, 100000, &max_conn,
                             err)) ||
         (st = rb_config_int(cfg, "web", "max_connections_per_ip", per_ip, 1, 100000, &per_ip,
@@ -856,9 +971,11 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
 #endif
     if ((st = rb__web_ingest_start(web, err)) != RB_OK)
         goto fail;
+    if ((st = open_models(web, opts, err)) != RB_OK)
+        goto fail;
 #if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INDEX)
     {
-        struct rb_answerer_options ao = {.index = web->index};
+        struct rb_answerer_options ao = {.index = web->index, .backend = web->backend};
 #ifdef RAGBOX_ANSWER_HAVE_ENV
         struct rb_answer_env_options eo = {.data_dir = opts->data_dir, .config = cfg,
                                            .audit = true};
@@ -866,16 +983,23 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
             goto fail;
         rb_answer_env_apply(web->answer_env, &ao);
 #endif
-        /* No generation backend is wired in this build: answers are extractive
-         * (cited sentences of the retrieved passages) or refusals. */
+#ifdef RB_WEB_HAVE_ENGINE
+        if (web->embedder) {
+            ao.embed = embed_query;
+            ao.embed_user = web->embedder;
+        }
+#endif
+        /* Without a generation model answers are extractive (cited
+         * sentences of the retrieved passages) or refusals. */
         if ((st = rb_answerer_open(&ao, &web->answerer, err)) != RB_OK)
             goto fail;
     }
 #endif
+    if ((st = rb__web_workers_start(web, (int)workers, err)) != RB_OK)
+        goto fail;
+    if ((st = rb__web_jobs_start(web, err)) != RB_OK)
+        goto fail;
 
-    if (opts->model_path || opts->embedding_model_path)
-        RB_WARN("web", "--model/--embedding-model: generation and embedding models are not yet "
-                       "used by the server; answers are extractive and search is keyword-only");
     const char *listen = opts->listen ? opts->listen
                                       : rb_config_str(cfg, "web", "listen", "127.0.0.1:8080");
     struct sockaddr_storage ss;
@@ -889,7 +1013,10 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
         st = rb_errmsg_set(err, RB_ERR_CONFIG, "web.tls_cert and web.tls_key go together");
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* Suspend/resume: streamed answers park their connection between tokens
+     * instead of blocking an MHD thread (stream.c). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert && *cert) {
@@ -965,10 +1092,15 @@ void rb_web_close(struct rb_web *web)
     if (!web)
         return;
     if (web->daemon)
+        MHD_quiesce_daemon(web->daemon); /* no new connections */
+    rb__web_jobs_stop(web);
+    rb__web_streams_shutdown(web);
+    if (web->daemon)
         MHD_stop_daemon(web->daemon);
     rb__web_ingest_stop(web);
 #ifdef RB_WEB_HAVE_ANSWER
     rb_answerer_close(web->answerer);
+    rb_answer_backend_close(web->backend);
 #ifdef RAGBOX_ANSWER_HAVE_ENV
     rb_answer_env_close(web->answer_env);
 #endif
@@ -983,8 +1115,20 @@ void rb_web_close(struct rb_web *web)
 #endif
     free(web->metrics.count_by_route_status);
     free(web->throttle.entries);
+#ifdef RB_WEB_HAVE_ENGINE
+    rb_engine_model_close(web->embedder);
+    rb_engine_tokenizer_free(web->embed_tok);
+#endif
     pthread_mutex_destroy(&web->metrics.lock);
     pthread_mutex_destroy(&web->throttle.lock);
+    pthread_mutex_destroy(&web->streams_lock);
+    pthread_cond_destroy(&web->streams_cond);
+    pthread_mutex_destroy(&web->tasks_lock);
+    pthread_cond_destroy(&web->tasks_cond);
+    for (size_t i = 0; i < web->n_coll; i++)
+        free(web->coll[i].name);
+    free(web->coll);
+    pthread_mutex_destroy(&web->coll_lock);
     if (web->key_pem) {
         OPENSSL_cleanse(web->key_pem, strlen(web->key_pem));
         free(web->key_pem);

@@ -15,6 +15,9 @@
 #ifdef RB_WEB_HAVE_ANSWER
 #include "ragbox/answer.h"
 #endif
+#ifdef RB_WEB_HAVE_ENGINE
+#include "ragbox/engine.h"
+#endif
 
 #define WEB_MAX_PARAMS 4
 #define WEB_LAT_BUCKETS 12
@@ -24,6 +27,9 @@
 struct web_route;
 struct web_upload;
 struct web_ingest;
+struct web_stream;
+struct web_task;
+struct web_jobs;
 
 /* Prometheus counters. Route labels are route *patterns* ("/api/users/{name}"),
  * never request paths, so no user-supplied text becomes a label. */
@@ -38,6 +44,9 @@ struct web_metrics {
     uint64_t rejected_body;     /* 413 */
     uint64_t logins_ok, logins_failed, logins_throttled;
     uint64_t denials;           /* 401/403 */
+    uint64_t stream_pieces;     /* answer pieces (tokens) streamed */
+    uint64_t streams_cancelled; /* asks stopped because the client left */
+    uint64_t embeddings;        /* inputs embedded by /v1/embeddings */
 };
 
 /* Failed-login throttling by user name and by client address. */
@@ -83,6 +92,44 @@ struct rb_web {
     struct web_throttle throttle;
     int64_t started_us;
     struct web_ingest *ingest; /* upload worker (upload.c), NULL when not built */
+#ifdef RB_WEB_HAVE_ANSWER
+    struct rb_answer_backend *backend; /* generation model ([engine] model), NULL = extractive */
+#endif
+#ifdef RB_WEB_HAVE_ENGINE
+    struct rb_engine_model *embedder;  /* embedding model ([engine] embedding_model), or NULL */
+    struct rb_engine_tokenizer *embed_tok; /* its tokenizer (usage counts) */
+    char embedder_name[256];           /* its file name without .gguf, the /v1 model id */
+#endif
+    /* Streams (stream.c): live SSE responses, for shutdown. */
+    pthread_mutex_t streams_lock;
+    pthread_cond_t streams_cond;
+    struct web_stream *streams;
+    size_t n_streams;
+    bool stopping;
+    /* Background workers (stream.c) that run asks and other long tasks. */
+    pthread_mutex_t tasks_lock;
+    pthread_cond_t tasks_cond;
+    struct web_task *tasks_head, *tasks_tail;
+    size_t tasks_queued, tasks_running;
+    bool tasks_stop;
+    pthread_t *workers;
+    int n_workers;
+    struct web_jobs *jobs; /* batch jobs (jobs.c), NULL when not built */
+    /* Collection ids and names for the hot paths (search, ask, /v1): the
+     * index's list also counts documents, chunks and vectors (scans), which
+     * cost more than the search itself. Refreshed after WEB_COLL_TTL_NS or
+     * when this server creates or deletes a collection. Access is still
+     * checked per request; a stale entry only names a collection id the
+     * index no longer has (no hits). */
+    pthread_mutex_t coll_lock;
+    struct web_coll *coll;
+    size_t n_coll;
+    int64_t coll_at_ns; /* 0 = invalid */
+};
+#define WEB_COLL_TTL_NS 2000000000LL
+struct web_coll {
+    int64_t id;
+    char *name;
 };
 
 /* The authenticated caller of a request. */
@@ -129,6 +176,37 @@ struct web_ingest_counts {
     int64_t queued, running, done, failed;
 };
 void rb__web_ingest_counts(struct rb_web *web, struct web_ingest_counts *out);
+
+/* stream.c: Server-Sent Events produced by a background worker. */
+/* Queues a 200 text/event-stream response whose body is what the producer
+ * writes; *out is the producer's handle (NULL when this failed: the reply
+ * was already queued). */
+enum MHD_Result rb__web_stream_start(struct web_request *req, struct web_stream **out);
+/* "event: E\ndata: JSON\n\n" (frees data; event NULL = data only). False when
+ * the client is gone or the server stops: the producer should stop. */
+bool rb__web_stream_event(struct web_stream *s, const char *event, cJSON *data);
+bool rb__web_stream_write(struct web_stream *s, const char *data, size_t len);
+bool rb__web_stream_alive(struct web_stream *s);
+/* The producer is done (end of stream once read); drops its reference. */
+void rb__web_stream_finish(struct web_stream *s);
+/* The worker pool: run(arg) on a worker; drop(arg) instead when the server
+ * stops before it runs. RB_ERR_BUSY when stopping. */
+enum rb_status rb__web_workers_start(struct rb_web *web, int n, struct rb_errmsg *err);
+enum rb_status rb__web_workers_submit(struct rb_web *web, void (*run)(void *),
+                                      void (*drop)(void *), void *arg);
+void rb__web_workers_depth(struct rb_web *web, size_t *queued, size_t *running);
+/* Cancels every stream, drops queued tasks, joins the workers, waits until
+ * MHD holds no suspended connection. Before MHD_stop_daemon. */
+void rb__web_streams_shutdown(struct rb_web *web);
+
+/* jobs.c: batch jobs (background runner over answer's batch machinery). */
+enum rb_status rb__web_jobs_start(struct rb_web *web, struct rb_errmsg *err);
+void rb__web_jobs_stop(struct rb_web *web);
+enum MHD_Result rb__web_jobs_submit(struct web_request *req);
+enum MHD_Result rb__web_jobs_list(struct web_request *req);
+enum MHD_Result rb__web_job_get(struct web_request *req);
+enum MHD_Result rb__web_job_delete(struct web_request *req);
+enum MHD_Result rb__web_job_result(struct web_request *req);
 
 /* Access a route needs. */
 enum web_access {

@@ -320,9 +320,92 @@ function historyPage(main) {
   show();
 }
 
+// Batch jobs: upload a question file (CSV, XLSX or JSON Lines with a
+// "question" column) for collections, watch progress, download the results.
+const JOB_TYPES = {
+  csv: 'text/csv',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  jsonl: 'application/x-ndjson',
+};
+
 function batchPage(main) {
+  if (!state.features.batch) {
+    main.append(el('div', { class: 'card' }, el('h1', { text: t('nav_batch') }),
+      el('p', { class: 'unavailable', text: t('batch_unavailable') })));
+    return;
+  }
+  const cols = collectionPicker('job-collections', true);
+  const file = el('input', { type: 'file', id: 'job-file', accept: '.csv,.xlsx,.jsonl', required: true });
+  const mode = el('select', { id: 'job-mode', 'aria-label': t('job_mode') },
+    el('option', { value: 'auto', text: t('job_mode_auto') }),
+    el('option', { value: 'extractive', text: t('job_mode_extractive') }));
+  const body = el('tbody', { id: 'job-rows' });
+  let timer = null;
+  async function show() {
+    clearTimeout(timer);
+    if (!document.body.contains(body)) return; // left the page
+    try {
+      const r = await api('GET', '/api/jobs');
+      body.replaceChildren();
+      if (!r.jobs.length) body.append(el('tr', {}, el('td', { colspan: 6, text: t('empty') })));
+      let active = false;
+      for (const j of r.jobs) {
+        active = active || j.state === 'queued' || j.state === 'running';
+        const pct = Math.round((j.progress || 0) * 100);
+        const prog = el('progress', { max: 100, value: pct, 'aria-label': `${pct}%` });
+        const links = el('div', { class: 'row' });
+        if (j.state === 'done') {
+          for (const f of ['xlsx', 'csv', 'jsonl']) {
+            links.append(el('a', { href: `/api/jobs/${j.id}/result?format=${f}`, download: `ragbox-job-${j.id}.${f}`, text: f.toUpperCase() }));
+          }
+        }
+        const active_job = j.state === 'queued' || j.state === 'running';
+        links.append(el('button', { type: 'button', class: 'danger', text: active_job ? t('cancel') : t('delete'), onclick: async () => {
+          if (!active_job && !confirm(t('confirm_delete'))) return;
+          try { await api('DELETE', `/api/jobs/${j.id}`); show(); } catch (e) { fail(e); }
+        } }));
+        body.append(el('tr', {},
+          el('td', { text: new Date(j.created).toLocaleString() }),
+          el('td', { text: (j.collections || []).join(', ') }),
+          el('td', { text: t(`job_${j.state}`) + (j.error ? ` — ${j.error}` : '') }),
+          el('td', {}, prog, ` ${j.done}/${j.total}`),
+          el('td', { text: `${j.answered} / ${j.refused} / ${j.failed}` }),
+          el('td', {}, links)));
+      }
+      if (active) timer = setTimeout(show, 1500);
+    } catch (e) { fail(e); }
+  }
+  const form = el('form', { class: 'row', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const f = file.files[0];
+    const chosen = [...cols.selectedOptions].map((o) => o.value);
+    if (!f || !chosen.length) { toast(t('job_need')); return; }
+    const ext = (f.name.split('.').pop() || '').toLowerCase();
+    if (!JOB_TYPES[ext]) { toast(t('job_types')); return; }
+    const q = new URLSearchParams({ collection: chosen.join(','), mode: mode.value });
+    try {
+      const r = await fetch(`/api/jobs?${q}`, {
+        method: 'POST', credentials: 'same-origin', body: f,
+        headers: { 'Content-Type': JOB_TYPES[ext], 'X-CSRF-Token': state.csrf },
+      });
+      const data = await r.json().catch(() => null);
+      if (!r.ok) throw new ApiError(r.status, data);
+      toast(t('saved'));
+      form.reset();
+      show();
+    } catch (e) { fail(e); }
+  } },
+    el('label', {}, t('collections'), cols),
+    el('label', {}, t('job_file'), file),
+    el('label', {}, t('job_mode'), mode),
+    el('button', { type: 'submit', text: t('job_submit') }));
   main.append(el('div', { class: 'card' }, el('h1', { text: t('nav_batch') }),
-    el('p', { class: 'unavailable', text: t('batch_unavailable') })));
+    el('p', { text: t('job_help') }), form),
+  el('div', { class: 'card' }, el('h2', { text: t('jobs') }),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', { text: t('when') }), el('th', { text: t('collections') }),
+      el('th', { text: t('state') }), el('th', { text: t('job_progress') }),
+      el('th', { text: t('job_counts') }), el('th', {}))), body)));
+  show();
 }
 
 // ----------------------------------------------------------------- API keys

@@ -217,6 +217,26 @@ try {
   check((await page.textContent('#search-results button')).includes('打开段落'), 'UI in Chinese');
   await shot(page, '05-search-zh');
 
+  // Batch jobs: a CSV of questions over medical, progress, download links.
+  if (health.features.batch) {
+    await page.goto(`${base}/#/batch`);
+    await page.waitForSelector('#job-file');
+    const csv = path.join(artifacts, 'questions.csv');
+    fs.writeFileSync(csv, 'id,question\nq1,Does the helicopter environment impair intubation?\nq2,How many intubations succeeded in flight?\n');
+    await page.selectOption('#job-collections', ['medical']);
+    await page.setInputFiles('#job-file', csv);
+    await page.selectOption('#job-mode', 'extractive');
+    await page.click('form:has(#job-file) button[type=submit]');
+    await page.waitForSelector('#job-rows a:text-is("XLSX")', { timeout: 30000 });
+    check((await page.textContent('#job-rows')).includes('2/2'), 'batch job done with both questions');
+    const href = await page.getAttribute('#job-rows a:text-is("CSV")', 'href');
+    const res = await page.request.get(`${base}${href}`);
+    check(res.ok() && (await res.text()).startsWith('id,question,answer'), 'batch result downloads as CSV');
+    await shot(page, '05b-batch');
+  } else {
+    check(false, 'batch jobs are not part of this build');
+  }
+
   // Documents page: the collection's documents and their ingest state.
   await page.goto(`${base}/#/documents`);
   await page.waitForSelector('#doc-list tr');

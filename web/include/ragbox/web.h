@@ -191,15 +191,21 @@ struct rb_web_options {
     const struct rb_config *config; /* may be NULL; borrowed, must outlive the server.
                                      * Section [web]: listen ("127.0.0.1:8080"),
                                      * tls_cert, tls_key (PEM paths; both = HTTPS),
-                                     * threads (4), max_connections (256),
+                                     * threads (16: requests wait on the audit
+                                     * fsync and SQLite, so more than the cores),
+                                     * answer_workers (4: streamed asks),
+                                     * job_workers (2: questions in parallel per
+                                     * batch job), max_connections (256),
                                      * max_connections_per_ip (64), connection_timeout_s (30),
                                      * max_header_bytes (32768), max_body_bytes (1 MiB),
                                      * max_upload_bytes (256 MiB), json_max_depth (32),
                                      * login_max_failures (5), login_backoff_max_s (900) */
     const char *listen;             /* overrides web.listen; "ADDR:PORT", "[v6]:PORT"; port 0
                                      * picks a free port (see rb_web_port) */
-    const char *model_path;         /* overrides [engine] model (GGUF) */
-    const char *embedding_model_path; /* overrides [engine] embedding_model */
+    const char *model_path;         /* overrides [engine] model (else [answer] model):
+                                     * the generation model (GGUF); none = extractive */
+    const char *embedding_model_path; /* overrides [engine] embedding_model (else [answer]
+                                       * embed_model): vector leg and /v1/embeddings */
 };
 
 /* Opens the stores and starts listening. On failure *out is NULL, err says why. */
