@@ -86,6 +86,10 @@ int main(void)
     char *key = NULL;
     REQUIRE(rb_web_apikey_create(a, "alice", "k", RB_WEB_SCOPE_READ | RB_WEB_SCOPE_WRITE, &key,
                                  NULL) == RB_OK);
+    REQUIRE(rb_web_user_add(a, "root", RB_WEB_ROLE_ADMIN, "root-password", NULL) == RB_OK);
+    char *admin_key = NULL;
+    REQUIRE(rb_web_apikey_create(a, "root", "k", RB_WEB_SCOPE_READ | RB_WEB_SCOPE_ADMIN,
+                                 &admin_key, NULL) == RB_OK);
     rb_web_auth_close(a);
     free(db);
 
@@ -106,6 +110,22 @@ int main(void)
     CHECK_EQ_INT(req(&c, "GET", "/api/collections/red/policy", NULL, &r), 200);
     CHECK(strstr(r.body.data, "\"ingest\":true") != NULL);
     wc_reply_free(&r);
+    /* only an admin sets a policy, and an unreadable redaction policy is refused */
+    CHECK_EQ_INT(req(&c, "PUT", "/api/collections/red/policy",
+                     "{\"policy\":{\"redaction\":{\"ingest\":false}}}", &r), 403);
+    wc_reply_free(&r);
+    struct wc adm;
+    wc_init(&adm, "http", rb_web_port(web));
+    rb_strlcpy(adm.bearer, admin_key, sizeof adm.bearer);
+    free(admin_key);
+    CHECK_EQ_INT(req(&adm, "PUT", "/api/collections/red/policy",
+                     "{\"policy\":{\"redaction\":{\"ingest\":\"yes\"}}}", &r), 400);
+    wc_reply_free(&r);
+    CHECK_EQ_INT(req(&adm, "PUT", "/api/collections/red/policy",
+                     "{\"policy\":{\"redaction\":{\"ingest\":true,\"answers\":true},"
+                     "\"owner\":\"records office\"}}", &r), 200);
+    wc_reply_free(&r);
+    wc_free(&adm);
     CHECK_EQ_INT(req(&c, "POST", "/api/search", "{\"query\":\"13601603796\",\"collections\":[\"red\"]}", &r), 200);
     CHECK_MSG(!leaks(r.body.data), "search of red: %s", r.body.data);
     wc_reply_free(&r);
