@@ -8,6 +8,9 @@
 #include <openssl/evp.h>
 
 #include "web-impl.h"
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INGEST)
+#include "ragbox/ingest.h"
+#endif
 
 enum rb_status rb__web_metrics_core(struct rb_web *web, struct rb_buf *b);
 enum rb_status rb__web_metrics_index(struct rb_web *web, struct rb_buf *b);
@@ -920,8 +923,22 @@ static enum MHD_Result h_policy_put(struct web_request *req)
     }
     cJSON *pol = cJSON_GetObjectItemCaseSensitive(body, "policy");
     char *text = cJSON_IsObject(pol) ? cJSON_PrintUnformatted(pol) : NULL;
-    enum rb_status st =
-        text ? rb_index_collection_set_policy(req->web->index, c->id, text) : RB_ERR_INVALID;
+    enum rb_status st = text ? RB_OK : RB_ERR_INVALID;
+#if defined(RB_WEB_HAVE_ANSWER) && defined(RB_WEB_HAVE_INGEST)
+    /* the keys ragbox reads must be readable: {"redaction": {"ingest", "answers": bool}} */
+    bool on = false, set = false;
+    struct rb_errmsg perr;
+    if (st == RB_OK && (rb_ingest_policy_redacts(text, &on, &perr) != RB_OK ||
+                        rb_answer_policy_redacts_answers(text, &set, &on) != RB_OK)) {
+        free(text);
+        rb_index_collection_free(c);
+        cJSON_Delete(body);
+        return rb__web_error(req, 400, "invalid",
+                             "policy.redaction must be an object of booleans ingest and answers");
+    }
+#endif
+    if (st == RB_OK)
+        st = rb_index_collection_set_policy(req->web->index, c->id, text);
     free(text);
     rb_index_collection_free(c);
     cJSON_Delete(body);
