@@ -60,6 +60,11 @@ enum rb_status rb__err(struct rb_index *idx, enum rb_status st, const char *fmt,
 /* Records SQLite's message for db: "what: message". Maps codes to statuses. */
 enum rb_status rb__dberr(struct rb_index *idx, sqlite3 *db, const char *what);
 
+/* Statement cache on a connection (see index.c): release, never finalize, what
+ * rb__prepare_cached returned; rb__db_close finalizes them all and closes. */
+int rb__prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void rb__stmt_release(sqlite3_stmt *s);
+void rb__db_close(sqlite3 *db);
 /* Reader connections (any thread). */
 RB_NODISCARD enum rb_status rb__reader_get(struct rb_index *idx, sqlite3 **out);
 void rb__reader_put(struct rb_index *idx, sqlite3 *db);

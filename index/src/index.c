@@ -137,6 +137,69 @@ enum rb_status rb__reader_get(struct rb_index *idx, sqlite3 **out)
     return RB_OK;
 }
 
+/* ====================================================== statement cache */
+
+/* Reader connections keep the search path's statements prepared: parsing SQL
+ * was a large share of a keyword search's CPU (perf under bench/web). A
+ * statement released with rb__stmt_release stays on its connection, reset and
+ * unbound; the next rb__prepare_cached of the same SQL text on that connection
+ * reuses it unless it is still running. A connection is used by one thread at
+ * a time (the pool), so no locking is needed. */
+/* Our cached statements carry this prefix, which tells them apart from the
+ * statements SQLite's own modules (FTS5) keep on the same connection. */
+#define CACHE_MARK "/*rb-cached*/"
+
+int rb__prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    size_t mark = sizeof CACHE_MARK - 1;
+    for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
+        const char *t = sqlite3_sql(s);
+        if (t && strncmp(t, CACHE_MARK, mark) == 0 && strcmp(t + mark, sql) == 0 &&
+            !sqlite3_stmt_busy(s)) {
+            *out = s;
+            return SQLITE_OK;
+        }
+    }
+    size_t len = strlen(sql);
+    char *text = malloc(mark + len + 1);
+    if (!text) {
+        *out = NULL;
+        return SQLITE_NOMEM;
+    }
+    memcpy(text, CACHE_MARK, mark);
+    memcpy(text + mark, sql, len + 1);
+    int rc = sqlite3_prepare_v3(db, text, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    free(text);
+    return rc;
+}
+
+void rb__stmt_release(sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+void rb__db_close(sqlite3 *db)
+{
+    if (!db)
+        return;
+    size_t mark = sizeof CACHE_MARK - 1;
+    for (bool again = true; again;) {
+        again = false;
+        for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
+            const char *t = sqlite3_sql(s);
+            if (t && strncmp(t, CACHE_MARK, mark) == 0) {
+                sqlite3_finalize(s);
+                again = true; /* the list changed: walk it again */
+                break;
+            }
+        }
+    }
+    sqlite3_close(db);
+}
+
 void rb__reader_put(struct rb_index *idx, sqlite3 *db)
 {
     if (!db)
@@ -148,7 +211,7 @@ void rb__reader_put(struct rb_index *idx, sqlite3 *db)
         if (!p || cap > 256) {
             free(p == idx->pool ? NULL : p);
             pthread_mutex_unlock(&idx->pool_mutex);
-            sqlite3_close(db);
+            rb__db_close(db);
             return;
         }
         idx->pool = p;
@@ -286,9 +349,9 @@ void rb_index_close(struct rb_index *idx)
         rb__vcoll_free(idx->vcolls[i]);
     free(idx->vcolls);
     for (size_t i = 0; i < idx->pool_n; i++)
-        sqlite3_close(idx->pool[i]);
+        rb__db_close(idx->pool[i]);
     free(idx->pool);
-    sqlite3_close(idx->db_write);
+    rb__db_close(idx->db_write);
     struct rb_errmsg *e = pthread_getspecific(idx->err_key);
     free(e);
     pthread_setspecific(idx->err_key, NULL);

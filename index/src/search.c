@@ -87,7 +87,7 @@ static int64_t fts_rows(sqlite3 *db)
 {
     sqlite3_stmt *s;
     int64_t n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT block FROM chunk_fts_data WHERE id=1", -1, &s, NULL) !=
+    if (rb__prepare_cached(db, "SELECT block FROM chunk_fts_data WHERE id=1", &s) !=
         SQLITE_OK)
         return 0;
     if (sqlite3_step(s) == SQLITE_ROW) {
@@ -105,7 +105,7 @@ static int64_t fts_rows(sqlite3 *db)
         }
         n = (int64_t)(v > INT64_MAX ? 0 : v);
     }
-    sqlite3_finalize(s);
+    rb__stmt_release(s);
     return n;
 }
 
@@ -148,10 +148,9 @@ static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, con
         goto out;
     }
     /* Document frequency per term from the fts5vocab table (prefix terms: a range). */
-    if (sqlite3_prepare_v2(db,
+    if (rb__prepare_cached(db,
                            "SELECT coalesce(sum(doc), 0) FROM chunk_fts_vocab WHERE term >= ?1 "
-                           "AND term < ?2",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           "AND term < ?2", &s) != SQLITE_OK) {
         st = rb__dberr(idx, db, "keyword search");
         goto out;
     }
@@ -189,7 +188,7 @@ static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, con
     qsort(t, m, sizeof *t, term_cmp);
     /* Small indexes are cheap to search whole: prune only past 1000 passages. */
     int64_t rows = fts_rows(db);
-    int64_t cap = rows > 5000 ? (int64_t)((double)rows * idx->keyword_max_df) : INT64_MAX;
+    int64_t cap = rows > 1000 ? (int64_t)((double)rows * idx->keyword_max_df) : INT64_MAX;
     size_t keep = 0;
     while (keep < m && keep < MAX_QUERY_TERMS && (t[keep].df <= cap || keep < 1))
         keep++;
@@ -203,7 +202,7 @@ static enum rb_status rb__fts_match_build(struct rb_index *idx, sqlite3 *db, con
     }
     *out = rb_buf_steal(&b);
 out:
-    sqlite3_finalize(s);
+    rb__stmt_release(s);
     rb_buf_free(&b);
     free(t);
     for (size_t i = 0; i < n; i++)
@@ -239,12 +238,10 @@ static enum rb_status keyword_leg(struct rb_index *idx, sqlite3 *db,
     if (!match)
         return RB_OK; /* nothing searchable in the text (only punctuation): no keyword hits */
     sqlite3_stmt *s = NULL, *look = NULL;
-    if (sqlite3_prepare_v2(db,
+    if (rb__prepare_cached(db,
                            "SELECT rowid, rank FROM chunk_fts WHERE chunk_fts MATCH ?1 AND "
-                           "rank MATCH 'bm25()' ORDER BY rank LIMIT ?2 OFFSET ?3",
-                           -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", -1,
-                           &look, NULL) != SQLITE_OK) {
+                           "rank MATCH 'bm25()' ORDER BY rank LIMIT ?2 OFFSET ?3", &s) != SQLITE_OK ||
+        rb__prepare_cached(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", &look) != SQLITE_OK) {
         st = rb__dberr(idx, db, "keyword search");
         goto out;
     }
@@ -290,8 +287,8 @@ static enum rb_status keyword_leg(struct rb_index *idx, sqlite3 *db,
         limit *= 4;
     }
 out:
-    sqlite3_finalize(s);
-    sqlite3_finalize(look);
+    rb__stmt_release(s);
+    rb__stmt_release(look);
     free(match);
     return st;
 }
@@ -359,8 +356,7 @@ static enum rb_status vector_leg(struct rb_index *idx, sqlite3 *db, const struct
     sqlite3_stmt *look = NULL;
     int64_t *ids = NULL;
     float *scores = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", -1,
-                           &look, NULL) != SQLITE_OK)
+    if (rb__prepare_cached(db, "SELECT document_id, collection_id FROM chunks WHERE id=?", &look) != SQLITE_OK)
         return rb__dberr(idx, db, "vector search");
     for (size_t c = 0; c < q->n_collections && st == RB_OK; c++) {
         if (dims[c] == 0)
@@ -417,7 +413,7 @@ static enum rb_status vector_leg(struct rb_index *idx, sqlite3 *db, const struct
         }
         pthread_rwlock_unlock(&idx->vlock);
     }
-    sqlite3_finalize(look);
+    rb__stmt_release(look);
     free(ids);
     free(scores);
     if (st == RB_OK && n_all) {
@@ -485,11 +481,10 @@ enum rb_status rb_index_search(struct rb_index *idx, const struct rb_index_query
     }
     /* Per collection: dimension and vector generation (a read transaction keeps them coherent). */
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    if (sqlite3_prepare_v2(db,
+    if (rb__prepare_cached(db,
                            "SELECT c.dim, c.vec_generation, EXISTS(SELECT 1 FROM chunks k WHERE "
                            "k.collection_id=c.id AND k.embedding IS NOT NULL) FROM collections c "
-                           "WHERE c.id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           "WHERE c.id=?", &s) != SQLITE_OK) {
         st = rb__dberr(idx, db, "search");
         goto out;
     }
@@ -515,7 +510,7 @@ enum rb_status rb_index_search(struct rb_index *idx, const struct rb_index_query
             }
         }
     }
-    sqlite3_finalize(s);
+    rb__stmt_release(s);
     s = NULL;
     enum rb_index_mode mode = q->mode;
     if (mode == RB_INDEX_MODE_AUTO || mode == RB_INDEX_MODE_HYBRID) {
@@ -567,11 +562,10 @@ enum rb_status rb_index_search(struct rb_index *idx, const struct rb_index_query
         st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (sqlite3_prepare_v2(db,
+    if (rb__prepare_cached(db,
                            "SELECT c.text, c.page_start, c.page_end, c.section, c.ordinal, "
                            "d.source, d.title FROM chunks c JOIN documents d ON d.id = "
-                           "c.document_id WHERE c.id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           "c.document_id WHERE c.id=?", &s) != SQLITE_OK) {
         st = rb__dberr(idx, db, "search");
         goto out;
     }
@@ -608,7 +602,7 @@ enum rb_status rb_index_search(struct rb_index *idx, const struct rb_index_query
         }
     }
 out:
-    sqlite3_finalize(s);
+    rb__stmt_release(s);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     rb__reader_put(idx, db);
     free(gens);
