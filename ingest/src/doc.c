@@ -154,6 +154,7 @@ void rb_ingest_limits_default(struct rb_ingest_limits *l)
     l->ocr_page_timeout_ms = 60000;
     l->ocr_max_pages = 200;
     l->ocr_languages = "eng+chi_sim";
+    l->pdf_tables = true;
 }
 
 enum rb_status rb_ingest_limits_from_config(const struct rb_config *cfg, struct rb_ingest_limits *l,
@@ -178,6 +179,8 @@ enum rb_status rb_ingest_limits_from_config(const struct rb_config *cfg, struct 
     RB__LIM("ocr_max_pages", 200, 0, 100000, l->ocr_max_pages = (int)v)
 #undef RB__LIM
     if ((st = rb_config_bool(cfg, "ingest", "ocr", true, &l->ocr, err)) != RB_OK)
+        return st;
+    if ((st = rb_config_bool(cfg, "ingest", "pdf_tables", true, &l->pdf_tables, err)) != RB_OK)
         return st;
     l->ocr_languages = rb_config_str(cfg, "ingest", "ocr_languages", "eng+chi_sim");
     return RB_OK;
