@@ -94,6 +94,8 @@ enum rb_status rb__parse_markdown(struct rb__docb *b, const void *data, size_t l
 enum rb_status rb__parse_text(struct rb__docb *b, const void *data, size_t len);
 enum rb_status rb__parse_csv(struct rb__docb *b, const void *data, size_t len);
 enum rb_status rb__parse_email(struct rb__docb *b, const void *data, size_t len);
+enum rb_status rb__parse_epub(struct rb__docb *b, const void *data, size_t len);
+enum rb_status rb__parse_rtf(struct rb__docb *b, const void *data, size_t len);
 
 /* Tables found on a PDF page from character geometry (pdf-table.c). */
 struct rb__pdf_table {

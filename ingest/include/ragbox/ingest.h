@@ -46,6 +46,8 @@ enum rb_ingest_format {
     RB_INGEST_FORMAT_TEXT,
     RB_INGEST_FORMAT_CSV,
     RB_INGEST_FORMAT_EMAIL,
+    RB_INGEST_FORMAT_EPUB,  /* ZIP + XHTML: the HTML parser over the spine */
+    RB_INGEST_FORMAT_RTF,
     RB_INGEST_FORMAT_COUNT
 };
 const char *rb_ingest_format_name(enum rb_ingest_format f); /* "pdf", "docx", ... */
