@@ -17,8 +17,10 @@
  *    (as the pipeline cuts them): the BERT fixture in F16 and Q8_0, and
  *    bge-small-shaped models (384 wide, 12 layers, WordPiece 30522) with
  *    random weights written to a scratch directory in F16 and Q8_0 (speed
- *    does not depend on the weights' values). --embed-chunks N (default 96),
- *    --no-embed to skip. */
+ *    does not depend on the weights' values). --embed-chunks N (default 96;
+ *    the bge-small shapes take the first --bge-chunks N, default 16),
+ *    --no-embed to skip, --embed-only for this section alone. Wall-clock
+ *    rates and chunks per CPU-second (the load-independent figure). */
 #include <dirent.h>
 #include <math.h>
 #include <fcntl.h>
@@ -312,8 +314,9 @@ static enum rb_status write_bge_small(const char *vocab_from, uint32_t type, con
 
 struct chunk_set {
     char **text;
+    int32_t *tok; /* tokens of each, by the model's tokenizer */
     size_t n;
-    double tokens; /* total, by the model's tokenizer */
+    double tokens; /* total */
 };
 
 /* Cuts the PDFs into chunks as the pipeline does (default options, budget
@@ -322,6 +325,7 @@ static void collect_chunks(struct list *pdfs, const struct rb_ingest_limits *lim
                            const struct rb_ingest_embedder *em, size_t want, struct chunk_set *cs)
 {
     cs->text = calloc(want, sizeof *cs->text);
+    cs->tok = calloc(want, sizeof *cs->tok);
     struct rb_ingest_chunk_options o;
     rb_ingest_chunk_options_default(&o);
     o.count = em->count_tokens;
@@ -344,6 +348,7 @@ static void collect_chunks(struct list *pdfs, const struct rb_ingest_limits *lim
         if (rb_ingest_chunk(d, &o, &c, &e) == RB_OK) {
             /* every third chunk: a spread over the filing, not just its cover */
             for (size_t k = 0; k < c.n && cs->n < want; k += 3) {
+                cs->tok[cs->n] = c.items[k].token_count;
                 cs->text[cs->n++] = strdup(c.items[k].text);
                 cs->tokens += c.items[k].token_count;
             }
@@ -353,8 +358,18 @@ static void collect_chunks(struct list *pdfs, const struct rb_ingest_limits *lim
     }
 }
 
-/* Embeds every chunk through the ingest embedder; returns chunks/s (0 on error). */
-static double embed_rate(const char *path, int threads, const struct chunk_set *cs, int *dim)
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Embeds the first n chunks through the ingest embedder; returns chunks/s
+ * of wall time (0 on error), *cpu_s the CPU seconds it took. */
+static double embed_rate(const char *path, int threads, const struct chunk_set *cs, size_t count,
+                         int *dim, double *cpu_s)
 {
     struct rb_engine_model_params mp;
     rb_engine_model_params_default(&mp);
@@ -373,25 +388,27 @@ static double embed_rate(const char *path, int threads, const struct chunk_set *
     *dim = em.dim;
     float *out = malloc(em.max_batch * (size_t)em.dim * sizeof *out);
     /* warm-up batch, then the timed pass over every chunk */
-    size_t warm = cs->n < em.max_batch ? cs->n : em.max_batch;
+    size_t warm = count < em.max_batch ? count : em.max_batch;
     bool ok = out && em.embed(em.ctx, (const char *const *)cs->text, warm, out, &e) == RB_OK;
     int64_t t0 = rb_time_mono_ns();
-    for (size_t i = 0; ok && i < cs->n; i += em.max_batch) {
-        size_t n = cs->n - i < em.max_batch ? cs->n - i : em.max_batch;
+    double c0 = self_cpu();
+    for (size_t i = 0; ok && i < count; i += em.max_batch) {
+        size_t n = count - i < em.max_batch ? count - i : em.max_batch;
         ok = em.embed(em.ctx, (const char *const *)cs->text + i, n, out, &e) == RB_OK;
         for (size_t k = 0; ok && k < n * (size_t)em.dim; k++)
             ok = isfinite(out[k]);
     }
     double s = (double)(rb_time_mono_ns() - t0) / 1e9;
+    *cpu_s = self_cpu() - c0;
     if (!ok)
         fprintf(stderr, "  %s: embedding failed: %s\n", path, e.text);
     free(out);
     rb_engine_model_close(m);
-    return ok && s > 0 ? (double)cs->n / s : 0;
+    return ok && s > 0 ? (double)count / s : 0;
 }
 
 static void bench_embedding(const char *shared, struct list *pdfs,
-                            const struct rb_ingest_limits *lim, size_t want)
+                            const struct rb_ingest_limits *lim, size_t want, size_t bge_chunks)
 {
     char f16[4096], q8[4096];
     snprintf(f16, sizeof f16, "%s/models/fixtures/bert-bge-128.f16.gguf", shared);
@@ -429,15 +446,26 @@ static void bench_embedding(const char *shared, struct list *pdfs,
                                         "bge-small shape (random) F16",
                                         "bge-small shape (random) Q8_0"};
     const char *paths[] = {f16, q8, bge16, bge8};
-    printf("  %-32s %5s %8s %10s %12s\n", "model", "dim", "threads", "chunks/s", "tokens/s");
+    double load[3] = {0};
+    getloadavg(load, 3);
+    printf("  load average %.1f: chunks per CPU-second is the load-independent figure (for 1\n"
+           "  thread, the rate of an idle core)\n", load[0]);
+    printf("  %-30s %4s %7s %7s %10s %10s %12s\n", "model", "dim", "threads", "chunks", "chunks/s",
+           "tokens/s", "chunks/CPU-s");
     for (size_t i = 0; i < RB_ARRAY_LEN(names); i++) {
         if (!paths[i][0])
             continue;
+        /* the real-shape models are ~100x the fixture's work per chunk */
+        size_t count = i >= 2 && cs.n > bge_chunks ? bge_chunks : cs.n;
+        double tokens = 0;
+        for (size_t k = 0; k < count; k++)
+            tokens += cs.tok[k];
         for (int th = 1; th <= 2; th++) {
             int dim = 0;
-            double r = embed_rate(paths[i], th, &cs, &dim);
-            printf("  %-32s %5d %8d %10.1f %12.0f\n", names[i], dim, th, r,
-                   r * cs.tokens / (double)cs.n);
+            double cpu = 0;
+            double r = embed_rate(paths[i], th, &cs, count, &dim, &cpu);
+            printf("  %-30s %4d %7d %7zu %10.2f %10.0f %12.2f\n", names[i], dim, th, count, r,
+                   r * tokens / (double)count, cpu > 0 ? (double)count / cpu : 0);
             fflush(stdout);
         }
     }
@@ -449,17 +477,20 @@ static void bench_embedding(const char *shared, struct list *pdfs,
     for (size_t i = 0; i < cs.n; i++)
         free(cs.text[i]);
     free(cs.text);
+    free(cs.tok);
 }
 
 int main(int argc, char **argv)
 {
     const char *shared = getenv("RAGBOX_SHARED") ? getenv("RAGBOX_SHARED") : RAGBOX_SHARED_DEFAULT;
     int jobs = 2;
-    long max_pdfs = 0, embed_chunks = 96;
-    bool embed = true;
+    long max_pdfs = 0, embed_chunks = 96, bge_chunks = 16;
+    bool embed = true, embed_only = false;
     static const struct option opts[] = {{"shared", required_argument, NULL, 's'},
                                          {"embed-chunks", required_argument, NULL, 'e'},
                                          {"no-embed", no_argument, NULL, 'n'},
+                                         {"embed-only", no_argument, NULL, 'o'},
+                                         {"bge-chunks", required_argument, NULL, 'b'},
                                          {"jobs", required_argument, NULL, 'j'},
                                          {"max-pdfs", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
@@ -476,9 +507,13 @@ int main(int argc, char **argv)
             embed_chunks = atol(optarg) > 0 && atol(optarg) <= 100000 ? atol(optarg) : 96;
         else if (c == 'n')
             embed = false;
+        else if (c == 'o')
+            embed_only = true;
+        else if (c == 'b')
+            bge_chunks = atol(optarg) > 0 && atol(optarg) <= 100000 ? atol(optarg) : 16;
         else {
             fprintf(stderr, "usage: bench-ingest [--shared DIR] [--jobs N] [--max-pdfs N] "
-                            "[--embed-chunks N] [--no-embed]\n");
+                            "[--embed-chunks N] [--bge-chunks N] [--no-embed] [--embed-only]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -508,6 +543,13 @@ int main(int argc, char **argv)
     qsort(pdfs.p, pdfs.n, sizeof *pdfs.p, cmp);
     if (max_pdfs > 0 && (size_t)max_pdfs < pdfs.n)
         pdfs.n = (size_t)max_pdfs;
+    if (embed_only) {
+        bench_embedding(shared, &pdfs, &lim, (size_t)embed_chunks, (size_t)bge_chunks);
+        for (size_t i = 0; i < pdfs.n; i++)
+            free(pdfs.p[i]);
+        free(pdfs.p);
+        return 0;
+    }
     printf("bench-ingest: %zu PDFs from %s, %d worker processes, OCR off for the PDF set\n\n",
            pdfs.n, shared, jobs);
     struct totals t1, ts, tj;
@@ -598,7 +640,7 @@ int main(int argc, char **argv)
         rb_ingest_doc_free(d);
     }
     if (embed)
-        bench_embedding(shared, &pdfs, &lim, (size_t)embed_chunks);
+        bench_embedding(shared, &pdfs, &lim, (size_t)embed_chunks, (size_t)bge_chunks);
     for (size_t i = 0; i < pdfs.n; i++)
         free(pdfs.p[i]);
     free(pdfs.p);

@@ -205,9 +205,36 @@ static void join_line(struct rb_buf *para, const char *s, size_t n)
     (void)!rb_buf_append(para, s, n);
 }
 
-static void emit_table(struct rb__docb *b, const struct rb__pdf_table *t)
+/* The header of the last table of the previous page: a table that goes on
+ * over the page break (its first rows on the next page have no header of
+ * their own, and the same columns) gets it repeated as its header row. */
+struct table_carry {
+    char **header; /* n_cols cells, or NULL */
+    size_t n_cols;
+    int page;
+};
+
+static void carry_clear(struct table_carry *c)
 {
+    for (size_t i = 0; c->header && i < c->n_cols; i++)
+        free(c->header[i]);
+    free(c->header);
+    c->header = NULL;
+    c->n_cols = 0;
+}
+
+static void emit_table(struct rb__docb *b, const struct rb__pdf_table *t, bool first_on_page,
+                       struct table_carry *carry)
+{
+    bool continued = first_on_page && t->header_rows == 0 && carry->header &&
+                     carry->n_cols == t->n_cols && carry->page == b->n_pages - 1;
     rb__docb_table_begin(b);
+    if (continued) {
+        rb__docb_row_begin(b);
+        for (size_t c = 0; c < t->n_cols; c++)
+            rb__docb_cell(b, carry->header[c], strlen(carry->header[c]));
+        rb__docb_row_end(b);
+    }
     for (size_t r = 0; r < t->n_rows; r++) {
         rb__docb_row_begin(b);
         for (size_t c = 0; c < t->n_cols; c++) {
@@ -216,7 +243,26 @@ static void emit_table(struct rb__docb *b, const struct rb__pdf_table *t)
         }
         rb__docb_row_end(b);
     }
-    rb__docb_table_end(b, t->header_rows);
+    rb__docb_table_end(b, continued ? 1 : t->header_rows);
+    /* remember this table's header for the next page */
+    if (t->header_rows || continued) {
+        char **h = calloc(t->n_cols, sizeof *h);
+        for (size_t c = 0; h && c < t->n_cols; c++) {
+            h[c] = rb_strdup(continued ? carry->header[c] : t->cells[c]);
+            if (!h[c]) {
+                for (size_t k = 0; k < c; k++)
+                    free(h[k]);
+                free(h);
+                h = NULL;
+            }
+        }
+        carry_clear(carry);
+        carry->header = h;
+        carry->n_cols = h ? t->n_cols : 0;
+    }
+    /* a header-less table keeps the header for the pages after it (a long
+     * table whose columns ran together on one page) */
+    carry->page = b->n_pages;
 }
 
 /* Page text and boxes without the characters of its tables. */
@@ -299,7 +345,8 @@ static bool find_tables(struct rb__docb *b, const char *text, size_t tl,
     return true;
 }
 
-static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, struct outline *ol)
+static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, struct outline *ol,
+                      struct table_carry *carry)
 {
     size_t tl = strlen(text);
     PopplerRectangle *rects = NULL;
@@ -414,7 +461,7 @@ static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, s
                 rb_buf_reset(&para);
             }
             while (next_table < pt.n && pt.anchor[pt.order[next_table]] <= ln->start)
-                emit_table(b, &pt.t[pt.order[next_table++]]);
+                emit_table(b, &pt.t[pt.order[next_table]], next_table == 0, carry), next_table++;
             kind = RB_INGEST_BLOCK_PARAGRAPH;
             level = 0;
             prev = NULL;
@@ -488,7 +535,7 @@ static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, s
     rb_buf_free(&para);
     free(lines);
     while (next_table < pt.n && b->st == RB_OK)
-        emit_table(b, &pt.t[pt.order[next_table++]]);
+        emit_table(b, &pt.t[pt.order[next_table]], next_table == 0, carry), next_table++;
     page_tables_free(&pt);
 }
 
@@ -586,6 +633,7 @@ enum rb_status rb__parse_pdf(struct rb__docb *b, const void *data, size_t len)
         g_free(title);
     }
     struct outline ol = {0};
+    struct table_carry carry = {0};
     PopplerIndexIter *it = poppler_index_iter_new(doc);
     if (it) {
         outline_walk(it, 1, &ol);
@@ -603,13 +651,14 @@ enum rb_status rb__parse_pdf(struct rb__docb *b, const void *data, size_t len)
         char *text = poppler_page_get_text(page);
         if (text && !line_is_blank(text, strlen(text)) &&
             strspn(text, " \t\r\n\f") < strlen(text))
-            text_page(b, page, text, &ol);
+            text_page(b, page, text, &ol, &carry);
         else
             ocr_page(b, page, &ocr, &ocr_failed);
         g_free(text);
         g_object_unref(page);
     }
     rb__ocr_close(ocr);
+    carry_clear(&carry);
     if (!readable && b->st == RB_OK)
         rb__docb_fail(b, RB_ERR_PARSE, "PDF is damaged: none of its %d pages can be read", n);
     for (size_t k = 0; k < ol.n; k++)

@@ -223,7 +223,8 @@ static void test_legacy_hints(void)
     /* renamed: the content decides */
     parse(ole, sizeof ole, "memo.bin", RB_ERR_UNSUPPORTED, &e);
     CHECK(strstr(e.text, "Word 97-2003") != NULL);
-    parse("PK\3\4 not a real zip", 21, "deck.key", RB_ERR_UNSUPPORTED, &e);
+    static const char pk[] = "PK\3\4 not a real zip";
+    parse(pk, sizeof pk - 1, "deck.key", RB_ERR_UNSUPPORTED, &e);
     CHECK(strstr(e.text, "Keynote") != NULL);
 }
 
