@@ -210,6 +210,21 @@ static void test_government(void)
                                   "Medical Center | Long Beach | 90 | Layoff Permanent"));
         }
         CHECK(count_tables(d, 2) == 1);
+        /* page 8 goes on with the same columns and no header of its own: the
+         * header of the table above is repeated, so its chunks name the columns */
+        long p8 = -1;
+        for (size_t i = 0; i < d->n_blocks && p8 < 0; i++)
+            if (d->blocks[i].kind == RB_INGEST_BLOCK_TABLE && d->blocks[i].page_start == 8)
+                p8 = (long)i;
+        CHECK(p8 >= 0);
+        if (p8 >= 0) {
+            const struct rb_ingest_block *b = &d->blocks[p8];
+            CHECK_EQ_INT(b->header_rows, 1);
+            CHECK(row_is(d, b, 0,
+                         "Notice Date | Effective | Received | Company | City | No. Of | Layoff/Closure"));
+            CHECK(row_is(d, b, 1, "10/30/2015 | 01/01/2016 | 11/05/2015 | Boeing Company | "
+                                  "Huntington Beach | 35 | Layoff Unknown at this time"));
+        }
         rb_ingest_doc_free(d);
     }
     /* wrapped description cells join their row */
