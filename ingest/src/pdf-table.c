@@ -237,6 +237,14 @@ static bool build_segments(struct ctx *c, const char *text, size_t len,
                 return false;
             open = false;
         }
+        /* "(12,369)$ (24,281)": a currency sign right after an amount */
+        if (open && !space && currency && token_numeric && token_has_value) {
+            if (!push_seg(c, &cap, &cur))
+                return false;
+            open = false;
+            token_numeric = token_dashes = true;
+            token_has_value = false;
+        }
         if (!(currency || dash || cp == '(' || cp == ')' || cp == ',' || cp == '.' || cp == '%' ||
               (cp >= '0' && cp <= '9')))
             token_numeric = false;
@@ -267,6 +275,12 @@ static bool build_segments(struct ctx *c, const char *text, size_t len,
                                .x1 = x1, .y1 = y1, .x2 = x2, .y2 = y2, .words = 1};
             open = true;
             space = false;
+            /* a new segment is a new token ("activities$(12,369)$" without
+             * spaces, split by the gaps) */
+            token_numeric = currency || dash || cp == '(' || cp == ')' || cp == ',' || cp == '.' ||
+                            cp == '%' || (cp >= '0' && cp <= '9');
+            token_has_value = (cp >= '0' && cp <= '9') || dash || cp == '%';
+            token_dashes = dash;
             continue;
         }
         if (space)
