@@ -910,7 +910,8 @@ enum rb_status rb__pdf_tables_find(const char *text, size_t len, const PopplerRe
     }
     if (c.med_h <= 0)
         goto done;
-    size_t cap = 0;
+    size_t cap = 0, failed_end = (size_t)-1;
+    int failed_tries = 0;
     for (size_t i = 0; i < c.n_rows;) {
         if (c.rows[i].n_items < 2 || c.rows[i].overlap || c.rows[i].prose) {
             i++;
@@ -947,7 +948,18 @@ enum rb_status rb__pdf_tables_find(const char *text, size_t len, const PopplerRe
         if (end - i + 1 >= 3 &&
             try_table(&c, i, end, consumed, out, n_out, &cap, &used)) {
             i = used + 1;
+            failed_end = (size_t)-1;
             continue;
+        }
+        /* retry from the next rows (leading rows may spoil a table), but a
+         * few times per run only: bounded work on pages of many rows */
+        if (end == failed_end && ++failed_tries >= 8) {
+            i = end + 1;
+            continue;
+        }
+        if (end != failed_end) {
+            failed_end = end;
+            failed_tries = 0;
         }
         i++;
     }
