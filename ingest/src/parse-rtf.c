@@ -50,7 +50,7 @@ struct rtf {
     int default_cp; /* \ansicpg */
     short font_cp[MAX_FONTS];
     signed char style_level[MAX_STYLES]; /* heading level of \sN, 0 = none */
-    int cur_font_def, cur_style_def;      /* while reading the tables */
+    int cur_font_def, cur_style_def;     /* while reading the tables */
     int cur_style_outline;
     struct rb_buf name; /* style name being read */
     /* the paragraph being built */
@@ -76,49 +76,82 @@ struct rtf {
 
 static int hex_digit(unsigned char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static int charset_cp(int fcharset, int dflt)
 {
     switch (fcharset) {
-    case 0: return 1252;
-    case 1: return dflt;
-    case 2: return 0; /* symbol: no text */
-    case 77: return 10000;
-    case 128: return 932;
-    case 129: return 949;
-    case 130: return 1361;
-    case 134: return 936;
-    case 136: return 950;
-    case 161: return 1253;
-    case 162: return 1254;
-    case 163: return 1258;
-    case 177: return 1255;
-    case 178: return 1256;
-    case 186: return 1257;
-    case 204: return 1251;
-    case 222: return 874;
-    case 238: return 1250;
-    default: return dflt;
+    case 0:
+        return 1252;
+    case 1:
+        return dflt;
+    case 2:
+        return 0; /* symbol: no text */
+    case 77:
+        return 10000;
+    case 128:
+        return 932;
+    case 129:
+        return 949;
+    case 130:
+        return 1361;
+    case 134:
+        return 936;
+    case 136:
+        return 950;
+    case 161:
+        return 1253;
+    case 162:
+        return 1254;
+    case 163:
+        return 1258;
+    case 177:
+        return 1255;
+    case 178:
+        return 1256;
+    case 186:
+        return 1257;
+    case 204:
+        return 1251;
+    case 222:
+        return 874;
+    case 238:
+        return 1250;
+    default:
+        return dflt;
     }
 }
 
 static const char *cp_name(int cp, char *buf, size_t n)
 {
     switch (cp) {
-    case 936: return "GB18030";
-    case 950: return "BIG5";
-    case 932: return "SHIFT_JIS";
-    case 949: return "CP949";
-    case 10000: return "MACINTOSH";
-    case 65001: return "UTF-8";
-    case 874: return "CP874";
-    case 1361: return "JOHAB";
-    case 437: return "CP437";
-    case 850: return "CP850";
-    default: snprintf(buf, n, "CP%d", cp); return buf;
+    case 936:
+        return "GB18030";
+    case 950:
+        return "BIG5";
+    case 932:
+        return "SHIFT_JIS";
+    case 949:
+        return "CP949";
+    case 10000:
+        return "MACINTOSH";
+    case 65001:
+        return "UTF-8";
+    case 874:
+        return "CP874";
+    case 1361:
+        return "JOHAB";
+    case 437:
+        return "CP437";
+    case 850:
+        return "CP850";
+    default:
+        snprintf(buf, n, "CP%d", cp);
+        return buf;
     }
 }
 
@@ -256,7 +289,8 @@ static void end_para(struct rtf *r)
     if (!level && r->style > 0 && r->style < MAX_STYLES)
         level = r->style_level[r->style];
     if (level > 0 && r->para.len < 400)
-        rb__docb_add(r->b, RB_INGEST_BLOCK_HEADING, level > 9 ? 9 : level, r->para.data, r->para.len);
+        rb__docb_add(r->b, RB_INGEST_BLOCK_HEADING, level > 9 ? 9 : level, r->para.data,
+                     r->para.len);
     else if (r->list)
         rb__docb_add(r->b, RB_INGEST_BLOCK_LIST_ITEM, r->ilvl + 1, r->para.data, r->para.len);
     else
@@ -334,16 +368,69 @@ static void control(struct rtf *r, const char *w, bool has_param, long param)
         r->list = true;
         return;
     }
-    static const char *const skipped[] = {
-        "colortbl", "pict", "object", "objdata", "header", "headerl", "headerr",
-        "headerf", "footer", "footerl", "footerr", "footerf", "footnote", "fldinst",
-        "listtable", "listoverridetable", "rsidtbl", "generator", "xmlnstbl", "themedata",
-        "colorschememapping", "latentstyles", "datastore", "private", "bkmkstart", "bkmkend",
-        "author", "operator", "company", "comment", "doccomm", "keywords", "subject",
-        "category", "manager", "revtbl", "pgdsctbl", "filetbl", "mmathPr", "nonshppict",
-        "shppict", "sp", "sn", "sv", "txe", "xe", "tc", "atnid", "atnauthor", "annotation",
-        "expandedcolortbl", "userprops", "docvar", "passwordhash", "ftnsep", "ftnsepc",
-        "aftnsep", "aftnsepc", "pnseclvl", "protusertbl", "wgrffmtfilter", "fchars", "lchars"};
+    static const char *const skipped[] = {"colortbl",
+                                          "pict",
+                                          "object",
+                                          "objdata",
+                                          "header",
+                                          "headerl",
+                                          "headerr",
+                                          "headerf",
+                                          "footer",
+                                          "footerl",
+                                          "footerr",
+                                          "footerf",
+                                          "footnote",
+                                          "fldinst",
+                                          "listtable",
+                                          "listoverridetable",
+                                          "rsidtbl",
+                                          "generator",
+                                          "xmlnstbl",
+                                          "themedata",
+                                          "colorschememapping",
+                                          "latentstyles",
+                                          "datastore",
+                                          "private",
+                                          "bkmkstart",
+                                          "bkmkend",
+                                          "author",
+                                          "operator",
+                                          "company",
+                                          "comment",
+                                          "doccomm",
+                                          "keywords",
+                                          "subject",
+                                          "category",
+                                          "manager",
+                                          "revtbl",
+                                          "pgdsctbl",
+                                          "filetbl",
+                                          "mmathPr",
+                                          "nonshppict",
+                                          "shppict",
+                                          "sp",
+                                          "sn",
+                                          "sv",
+                                          "txe",
+                                          "xe",
+                                          "tc",
+                                          "atnid",
+                                          "atnauthor",
+                                          "annotation",
+                                          "expandedcolortbl",
+                                          "userprops",
+                                          "docvar",
+                                          "passwordhash",
+                                          "ftnsep",
+                                          "ftnsepc",
+                                          "aftnsep",
+                                          "aftnsepc",
+                                          "pnseclvl",
+                                          "protusertbl",
+                                          "wgrffmtfilter",
+                                          "fchars",
+                                          "lchars"};
     for (size_t i = 0; i < RB_ARRAY_LEN(skipped); i++)
         if (IS(skipped[i])) {
             flush_bytes(r);
@@ -392,12 +479,18 @@ static void control(struct rtf *r, const char *w, bool has_param, long param)
     }
     static const struct {
         const char *w, *utf8;
-    } symbols[] = {{"emdash", "\xe2\x80\x94"},    {"endash", "\xe2\x80\x93"},
-                   {"bullet", "\xe2\x80\xa2"},    {"lquote", "\xe2\x80\x98"},
-                   {"rquote", "\xe2\x80\x99"},    {"ldblquote", "\xe2\x80\x9c"},
-                   {"rdblquote", "\xe2\x80\x9d"}, {"emspace", " "},
-                   {"enspace", " "},              {"qmspace", " "},
-                   {"tab", "\t"},                 {"line", "\n"},
+    } symbols[] = {{"emdash", "\xe2\x80\x94"},
+                   {"endash", "\xe2\x80\x93"},
+                   {"bullet", "\xe2\x80\xa2"},
+                   {"lquote", "\xe2\x80\x98"},
+                   {"rquote", "\xe2\x80\x99"},
+                   {"ldblquote", "\xe2\x80\x9c"},
+                   {"rdblquote", "\xe2\x80\x9d"},
+                   {"emspace", " "},
+                   {"enspace", " "},
+                   {"qmspace", " "},
+                   {"tab", "\t"},
+                   {"line", "\n"},
                    {"lbr", "\n"}};
     for (size_t i = 0; i < RB_ARRAY_LEN(symbols); i++)
         if (IS(symbols[i].w)) {
@@ -483,8 +576,7 @@ enum rb_status rb__parse_rtf(struct rb__docb *b, const void *data, size_t len)
         if (c == '{') {
             flush_bytes(&r);
             if (r.depth >= r.max_depth) {
-                rb__docb_fail(b, RB_ERR_TOO_LARGE, "RTF groups nested deeper than %d",
-                              r.max_depth);
+                rb__docb_fail(b, RB_ERR_TOO_LARGE, "RTF groups nested deeper than %d", r.max_depth);
                 break;
             }
             r.stack[r.depth++] = *r.st;
@@ -501,7 +593,8 @@ enum rb_status rb__parse_rtf(struct rb__docb *b, const void *data, size_t len)
             if (r.depth == 0)
                 break; /* the document's closing brace */
             enum dest was = r.st->dest;
-            if (was == D_STYLESHEET && r.cur_style_def >= 0 && r.stack[r.depth - 1].dest == D_STYLESHEET)
+            if (was == D_STYLESHEET && r.cur_style_def >= 0 &&
+                r.stack[r.depth - 1].dest == D_STYLESHEET)
                 end_style(&r), r.cur_style_def = -1;
             if (was == D_FONTTBL && r.stack[r.depth - 1].dest == D_FONTTBL)
                 r.cur_font_def = -1;
@@ -585,15 +678,36 @@ enum rb_status rb__parse_rtf(struct rb__docb *b, const void *data, size_t len)
             }
             break;
         }
-        case '\\': case '{': case '}': add_char(&r, d); break;
-        case '~': flush_bytes(&r); put_str(&r, "\xc2\xa0"); break;
-        case '_': flush_bytes(&r); put_str(&r, "-"); break;
-        case '-': break; /* optional hyphen */
-        case '\n': case '\r': end_para(&r); break;
-        case '*': break; /* \* outside a group start: ignore */
-        case '|': case ':': break;
-        case '\t': flush_bytes(&r); put_str(&r, "\t"); break;
-        default: break;
+        case '\\':
+        case '{':
+        case '}':
+            add_char(&r, d);
+            break;
+        case '~':
+            flush_bytes(&r);
+            put_str(&r, "\xc2\xa0");
+            break;
+        case '_':
+            flush_bytes(&r);
+            put_str(&r, "-");
+            break;
+        case '-':
+            break; /* optional hyphen */
+        case '\n':
+        case '\r':
+            end_para(&r);
+            break;
+        case '*':
+            break; /* \* outside a group start: ignore */
+        case '|':
+        case ':':
+            break;
+        case '\t':
+            flush_bytes(&r);
+            put_str(&r, "\t");
+            break;
+        default:
+            break;
         }
     }
     flush_bytes(&r);

@@ -51,7 +51,7 @@ struct seg {
 struct item {
     size_t s0, n; /* into the row's sorted segment indices */
     double x1, x2;
-    double cx1;   /* x1 without a leading currency sign: where the amount is */
+    double cx1; /* x1 without a leading currency sign: where the amount is */
     int words;
     bool numeric, year, marker, currency;
     bool digits;  /* a number with digits (not a dash for nil) */
@@ -133,7 +133,8 @@ static void classify(struct item *it, const char *s, size_t n)
         only = cp;
         if (cp >= '0' && cp <= '9')
             digits++;
-        else if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xC0 && cp != 0xD7 && cp != 0xF7 && !(cp >= 0x2000 && cp < 0x3000)))
+        else if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
+                 (cp >= 0xC0 && cp != 0xD7 && cp != 0xF7 && !(cp >= 0x2000 && cp < 0x3000)))
             letters++;
         else if (cp == '-' || cp == 0x2013 || cp == 0x2014 || cp == 0x2212)
             dashes++;
@@ -146,8 +147,8 @@ static void classify(struct item *it, const char *s, size_t n)
     for (size_t q = 0; it->integer && q < n; q++)
         if (s[q] >= '0' && s[q] <= '9')
             it->value = it->value * 10 + (s[q] - '0');
-    it->currency = nonspace == 1 && (only == '$' || only == 0x20AC || only == 0xA3 || only == 0xA5 ||
-                                     only == 0xFFE5);
+    it->currency = nonspace == 1 && (only == '$' || only == 0x20AC || only == 0xA3 ||
+                                     only == 0xA5 || only == 0xFFE5);
     it->numeric = (digits > 0 && (letters == 0 || (letters == 1 && digits >= 2))) ||
                   (nonspace > 0 && dashes == nonspace) || it->currency;
     it->year = false;
@@ -161,8 +162,8 @@ static void classify(struct item *it, const char *s, size_t n)
     it->marker = false;
     if (nonspace == 1 && !digits && !letters && !dashes && !it->currency)
         it->marker = true;
-    else if (nonspace <= 5 && n && (s[n - 1] == '.' || s[n - 1] == ')') && digits + letters + 2 >= nonspace &&
-             (digits == 0 || letters == 0))
+    else if (nonspace <= 5 && n && (s[n - 1] == '.' || s[n - 1] == ')') &&
+             digits + letters + 2 >= nonspace && (digits == 0 || letters == 0))
         it->marker = letters <= 4;
 }
 
@@ -271,8 +272,15 @@ static bool build_segments(struct ctx *c, const char *text, size_t len,
             }
         }
         if (!open) {
-            cur = (struct seg){.c0 = my, .c1 = my, .b0 = start, .b1 = i,
-                               .x1 = x1, .y1 = y1, .x2 = x2, .y2 = y2, .words = 1};
+            cur = (struct seg){.c0 = my,
+                               .c1 = my,
+                               .b0 = start,
+                               .b1 = i,
+                               .x1 = x1,
+                               .y1 = y1,
+                               .x2 = x2,
+                               .y2 = y2,
+                               .words = 1};
             open = true;
             space = false;
             /* a new segment is a new token ("activities$(12,369)$" without
@@ -384,8 +392,13 @@ static bool build_rows(struct ctx *c)
                 last->words += s->words;
                 continue;
             }
-            r->items[r->n_items++] = (struct item){.s0 = k, .n = 1, .x1 = s->x1, .x2 = s->x2, .cx1 = s->x1,
-                                                   .words = s->words, .col = -1};
+            r->items[r->n_items++] = (struct item){.s0 = k,
+                                                   .n = 1,
+                                                   .x1 = s->x1,
+                                                   .x2 = s->x2,
+                                                   .cx1 = s->x1,
+                                                   .words = s->words,
+                                                   .col = -1};
         }
         for (size_t k = 0; k < r->n_items; k++) {
             /* an item of several segments is a number when each one is */
@@ -429,8 +442,7 @@ static bool build_rows(struct ctx *c)
 static bool prose_line(const struct ctx *c, const struct item *it, double col_x1, double col_x2)
 {
     double w = col_x2 - col_x1;
-    return it->words >= 4 && (it->x2 - it->x1) >= 0.7 * w &&
-           w >= (c->page_x2 - c->page_x1) * 0.15;
+    return it->words >= 4 && (it->x2 - it->x1) >= 0.7 * w && w >= (c->page_x2 - c->page_x1) * 0.15;
 }
 
 static size_t item_text(const struct ctx *c, const struct row *r, const struct item *it,
@@ -469,8 +481,8 @@ static void table_clear(struct rb__pdf_table *t)
 struct span {
     double x1, x2;
     int cells, prose, markers, numbers, words;
-    int alone; /* cells alone in their row */
-    int full;  /* cells as wide as the column (justified lines) */
+    int alone;    /* cells alone in their row */
+    int full;     /* cells as wide as the column (justified lines) */
     int sequence; /* cells continuing 1, 2, 3... (line numbers) */
     long last;
 };
@@ -601,8 +613,7 @@ static bool build_spans(const struct ctx *c, size_t from, size_t to, bool amount
 /* Tries rows [a, b] as a table; on success appends it to *tabs and marks
  * its characters. */
 static bool try_table(struct ctx *c, size_t a, size_t b, unsigned char *consumed,
-                      struct rb__pdf_table **tabs, size_t *n_tabs, size_t *cap_tabs,
-                      size_t *b_used)
+                      struct rb__pdf_table **tabs, size_t *n_tabs, size_t *cap_tabs, size_t *b_used)
 {
     *b_used = b;
     size_t nr;
@@ -633,7 +644,8 @@ static bool try_table(struct ctx *c, size_t a, size_t b, unsigned char *consumed
         bool amounts_below = false;
         for (size_t q = r + 1; q <= b && q <= r + 3 && !amounts_below; q++)
             for (size_t k = 1; k < c->rows[q].n_items; k++)
-                amounts_below = amounts_below || (c->rows[q].items[k].digits && !c->rows[q].items[k].year);
+                amounts_below =
+                    amounts_below || (c->rows[q].items[k].digits && !c->rows[q].items[k].year);
         if (!amounts_below)
             continue;
         b = r - 1;
@@ -764,7 +776,8 @@ static bool try_table(struct ctx *c, size_t a, size_t b, unsigned char *consumed
     size_t lo = 0, hi = n_sp - 1;
 #define PROSE_COL(t) ((t)->prose * 20 >= (t)->cells * 7 || (t)->words >= (t)->cells * 5)
 #define BESIDE(t)                                                                                  \
-    (PROSE_COL(t) && (t)->cells >= 4 && ((t)->alone * 3 >= (t)->cells || (t)->full * 4 >= (t)->cells * 3))
+    (PROSE_COL(t) && (t)->cells >= 4 &&                                                            \
+     ((t)->alone * 3 >= (t)->cells || (t)->full * 4 >= (t)->cells * 3))
     while (lo < hi && BESIDE(&sp[lo]))
         lo++;
     while (hi > lo && BESIDE(&sp[hi]))
@@ -779,21 +792,25 @@ static bool try_table(struct ctx *c, size_t a, size_t b, unsigned char *consumed
     }
 #ifdef RB_PDF_TABLE_DEBUG /* tuning aid: -DRB_PDF_TABLE_DEBUG=1 (2 = rows too) */
     {
-        fprintf(stderr, "candidate rows %zu-%zu y %.0f-%.0f: good %d numeric %d short %d spread %zu\n", a, b,
-                c->rows[a].y1, c->rows[b].y2, good, numeric, short_cells, spread_rows);
+        fprintf(stderr,
+                "candidate rows %zu-%zu y %.0f-%.0f: good %d numeric %d short %d spread %zu\n", a,
+                b, c->rows[a].y1, c->rows[b].y2, good, numeric, short_cells, spread_rows);
         for (size_t r = a; r <= b && RB_PDF_TABLE_DEBUG == 2; r++) {
             fprintf(stderr, "  row %zu:", r);
             for (size_t k = 0; k < c->rows[r].n_items; k++) {
                 const struct item *it = &c->rows[r].items[k];
                 const struct seg *f = &c->segs[c->rows[r].segs[it->s0]];
-                fprintf(stderr, " [%.0f-%.0f n%zu '%.*s']", it->x1, it->x2, it->n, (int)(f->b1 - f->b0), c->text + f->b0);
+                fprintf(stderr, " [%.0f-%.0f n%zu '%.*s']", it->x1, it->x2, it->n,
+                        (int)(f->b1 - f->b0), c->text + f->b0);
             }
             fprintf(stderr, "\n");
         }
         for (size_t q = 0; q < n_sp; q++)
-            fprintf(stderr, "  col %zu x %.0f-%.0f cells %d prose %d markers %d numbers %d words %d seq %d\n", q,
-                    sp[q].x1, sp[q].x2, sp[q].cells, sp[q].prose, sp[q].markers, sp[q].numbers, sp[q].words,
-                    sp[q].sequence);
+            fprintf(
+                stderr,
+                "  col %zu x %.0f-%.0f cells %d prose %d markers %d numbers %d words %d seq %d\n",
+                q, sp[q].x1, sp[q].x2, sp[q].cells, sp[q].prose, sp[q].markers, sp[q].numbers,
+                sp[q].words, sp[q].sequence);
     }
 #endif
     if (good < 2 || (numeric < 1 && short_cells < 3) || spread_rows < 3) {
@@ -844,8 +861,8 @@ static bool try_table(struct ctx *c, size_t a, size_t b, unsigned char *consumed
             /* a wrapped text cell continues the row above; so do the
              * amounts of a label set on its own line just above them */
             bool has_prev = out_row > (hdr_end > a ? 1u : 0u);
-            bool cont = has_prev && first_empty && !row->numeric &&
-                        row->y1 - prev_y2 < c->med_h * 0.8;
+            bool cont =
+                has_prev && first_empty && !row->numeric && row->y1 - prev_y2 < c->med_h * 0.8;
             cont = cont || (has_prev && first_empty && prev_label_only && row->numeric &&
                             row->y1 - prev_y2 < c->med_h * 0.5);
             target = cont ? out_row - 1 : out_row++;
@@ -945,8 +962,7 @@ enum rb_status rb__pdf_tables_find(const char *text, size_t len, const PopplerRe
                 break;
             }
         size_t used = end;
-        if (end - i + 1 >= 3 &&
-            try_table(&c, i, end, consumed, out, n_out, &cap, &used)) {
+        if (end - i + 1 >= 3 && try_table(&c, i, end, consumed, out, n_out, &cap, &used)) {
             i = used + 1;
             failed_end = (size_t)-1;
             continue;

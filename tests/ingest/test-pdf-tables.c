@@ -53,7 +53,8 @@ static size_t count_tables(const struct rb_ingest_doc *d, int page)
 {
     size_t n = 0;
     for (size_t i = 0; i < d->n_blocks; i++)
-        if (d->blocks[i].kind == RB_INGEST_BLOCK_TABLE && (page == 0 || d->blocks[i].page_start == page))
+        if (d->blocks[i].kind == RB_INGEST_BLOCK_TABLE &&
+            (page == 0 || d->blocks[i].page_start == page))
             n++;
     return n;
 }
@@ -79,7 +80,8 @@ static void test_data_table(void)
         CHECK(cell_is(d, b, 6, 5, "246.080"));
         /* in reading order: caption before, the following paragraph after */
         long cap = find_block(d, RB_INGEST_BLOCK_PARAGRAPH, "Potentiodynamic polarization data");
-        long after = find_block(d, RB_INGEST_BLOCK_PARAGRAPH, "The plot of inhibitor concentration");
+        long after =
+            find_block(d, RB_INGEST_BLOCK_PARAGRAPH, "The plot of inhibitor concentration");
         CHECK(cap >= 0 && cap < t);
         CHECK(after > t);
         /* the table's figures are not repeated as paragraphs */
@@ -108,8 +110,9 @@ static void test_data_table(void)
             const struct rb_ingest_block *b = &d->blocks[k];
             CHECK_EQ_INT(b->header_rows, 1);
             CHECK(row_is(d, b, 0, "Dataset | Base Model1 | Large Model | Notes"));
-            CHECK(row_is(d, b, 2, "PRImA [3] | M | - | Layouts of scanned modern magazines and "
-                                  "scientific reports"));
+            CHECK(row_is(d, b, 2,
+                         "PRImA [3] | M | - | Layouts of scanned modern magazines and "
+                         "scientific reports"));
         }
         rb_ingest_doc_free(d);
     }
@@ -176,7 +179,8 @@ static void test_balance_sheet(void)
         b = &d->blocks[t];
         CHECK_EQ_INT(b->page_start, 8);
         r = find_row(d, b, "Depreciation and amortization |");
-        CHECK(r > 0 && row_is(d, b, (size_t)r, "Depreciation and amortization | 241,372 | 268,460"));
+        CHECK(r > 0 &&
+              row_is(d, b, (size_t)r, "Depreciation and amortization | 241,372 | 268,460"));
     }
     /* the earnings summary: six columns of amounts and percentages */
     t = find_block(d, RB_INGEST_BLOCK_TABLE, "Comparable sales");
@@ -185,8 +189,9 @@ static void test_balance_sheet(void)
         b = &d->blocks[t];
         CHECK_EQ_INT(b->page_start, 1);
         r = find_row(d, b, "Comparable sales |");
-        CHECK(r > 0 && row_is(d, b, (size_t)r,
-                              "Comparable sales | 15.6% | 21.4% | (4.8%) | 15.6% | 37.9% | (17.9%)"));
+        CHECK(r > 0 &&
+              row_is(d, b, (size_t)r,
+                     "Comparable sales | 15.6% | 21.4% | (4.8%) | 15.6% | 37.9% | (17.9%)"));
     }
     rb_ingest_doc_free(d);
 }
@@ -202,8 +207,9 @@ static void test_government(void)
             const struct rb_ingest_block *b = &d->blocks[t];
             CHECK_EQ_INT(b->page_start, 1);
             CHECK_EQ_INT(b->header_rows, 1);
-            CHECK(row_is(d, b, 0,
-                         "Notice Date | Effective | Received | Company | City | No. Of | Layoff/Closure"));
+            CHECK(row_is(
+                d, b, 0,
+                "Notice Date | Effective | Received | Company | City | No. Of | Layoff/Closure"));
             long r = find_row(d, b, "06/30/2015 | 08/30/2015");
             CHECK(r > 0 && row_is(d, b, (size_t)r,
                                   "06/30/2015 | 08/30/2015 | 07/01/2015 | Long Beach Memorial "
@@ -220,10 +226,12 @@ static void test_government(void)
         if (p8 >= 0) {
             const struct rb_ingest_block *b = &d->blocks[p8];
             CHECK_EQ_INT(b->header_rows, 1);
-            CHECK(row_is(d, b, 0,
-                         "Notice Date | Effective | Received | Company | City | No. Of | Layoff/Closure"));
-            CHECK(row_is(d, b, 1, "10/30/2015 | 01/01/2016 | 11/05/2015 | Boeing Company | "
-                                  "Huntington Beach | 35 | Layoff Unknown at this time"));
+            CHECK(row_is(
+                d, b, 0,
+                "Notice Date | Effective | Received | Company | City | No. Of | Layoff/Closure"));
+            CHECK(row_is(d, b, 1,
+                         "10/30/2015 | 01/01/2016 | 11/05/2015 | Boeing Company | "
+                         "Huntington Beach | 35 | Layoff Unknown at this time"));
         }
         rb_ingest_doc_free(d);
     }
@@ -263,10 +271,10 @@ static void test_prose_is_not_a_table(void)
         rb_ingest_doc_free(d);
     }
     static const char *const prose[] = {
-        "docs/pdf/multi-column-2p.pdf",           "docs/pdf/multicolumn/multicolumn.pdf",
-        "docs/pdf/layout-parser-paper-fast.pdf",  "docs/pdf/government/scotus-transcript-p1.pdf",
-        "docs/pdf/loremipsum-flat.pdf",           "docs/pdf/list-item-example.pdf",
-        "docs/pdf/text/pdflatex-4-pages.pdf",     "docs/pdf-zh/zh-briefing-1.pdf",
+        "docs/pdf/multi-column-2p.pdf",          "docs/pdf/multicolumn/multicolumn.pdf",
+        "docs/pdf/layout-parser-paper-fast.pdf", "docs/pdf/government/scotus-transcript-p1.pdf",
+        "docs/pdf/loremipsum-flat.pdf",          "docs/pdf/list-item-example.pdf",
+        "docs/pdf/text/pdflatex-4-pages.pdf",    "docs/pdf-zh/zh-briefing-1.pdf",
     };
     for (size_t i = 0; i < RB_ARRAY_LEN(prose); i++) {
         d = parse_shared(prose[i], NULL);

@@ -15,7 +15,8 @@ static struct rb_ingest_doc *parse(const char *data, size_t len, const char *nam
     lim.max_depth = 64;
     struct rb_ingest_doc *d = NULL;
     memset(e, 0, sizeof *e);
-    enum rb_status st = rb_ingest_parse_buffer(data, len, name, RB_INGEST_FORMAT_UNKNOWN, &lim, &d, e);
+    enum rb_status st =
+        rb_ingest_parse_buffer(data, len, name, RB_INGEST_FORMAT_UNKNOWN, &lim, &d, e);
     CHECK_MSG(st == want, "%s: got %s (%s), want %s", name, rb_status_name(st), e->text,
               rb_status_name(want));
     if (st != RB_OK) {
@@ -36,22 +37,22 @@ static void test_rtf(void)
     struct rb_errmsg e;
     /* structure: heading by \outlinelevel and by a "heading 2" style, list
      * items, a table with a header row, the \info title, skipped groups */
-    struct rb_ingest_doc *d = rtf(
-        "{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss\\fcharset0 Arial;}}"
-        "{\\colortbl;\\red0\\green0\\blue0;}"
-        "{\\stylesheet{\\s0 Normal;}{\\s2\\b heading 2;}}"
-        "{\\info{\\title Quarterly Report}{\\author Nobody}}"
-        "{\\*\\generator Writer;}"
-        "{\\header Page header text\\par}"
-        "\\pard\\outlinelevel0\\b Results\\b0\\par"
-        "\\pard\\s2 Revenue\\par"
-        "\\pard Revenue rose 5\\'25 to \\'a3 3.2 million \\endash  a record.\\par"
-        "\\pard{\\listtext\\'95\\tab}\\ls1\\ilvl0 First point\\par"
-        "\\pard{\\pict\\wmetafile8 0102030405}\\par"
-        "\\trowd\\cellx2000\\cellx4000\\pard\\intbl Region\\cell Sales\\cell\\row"
-        "\\trowd\\cellx2000\\cellx4000\\pard\\intbl North\\cell 1,200\\cell\\row"
-        "\\pard After the table.\\par}",
-        RB_OK, &e);
+    struct rb_ingest_doc *d =
+        rtf("{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss\\fcharset0 Arial;}}"
+            "{\\colortbl;\\red0\\green0\\blue0;}"
+            "{\\stylesheet{\\s0 Normal;}{\\s2\\b heading 2;}}"
+            "{\\info{\\title Quarterly Report}{\\author Nobody}}"
+            "{\\*\\generator Writer;}"
+            "{\\header Page header text\\par}"
+            "\\pard\\outlinelevel0\\b Results\\b0\\par"
+            "\\pard\\s2 Revenue\\par"
+            "\\pard Revenue rose 5\\'25 to \\'a3 3.2 million \\endash  a record.\\par"
+            "\\pard{\\listtext\\'95\\tab}\\ls1\\ilvl0 First point\\par"
+            "\\pard{\\pict\\wmetafile8 0102030405}\\par"
+            "\\trowd\\cellx2000\\cellx4000\\pard\\intbl Region\\cell Sales\\cell\\row"
+            "\\trowd\\cellx2000\\cellx4000\\pard\\intbl North\\cell 1,200\\cell\\row"
+            "\\pard After the table.\\par}",
+            RB_OK, &e);
     if (d) {
         CHECK_EQ_INT(d->format, RB_INGEST_FORMAT_RTF);
         CHECK_STR(d->title, "Quarterly Report");
@@ -102,10 +103,19 @@ static void test_rtf(void)
     CHECK(d && find_block(d, -1, "text before") >= 0);
     rb_ingest_doc_free(d);
     static const char *const junk[] = {
-        "{\\rtf1 \\'", "{\\rtf1 \\'4", "{\\rtf1 \\'zz\\par}", "{\\rtf1 \\u", "{\\rtf1 \\u-99999999999 x}",
-        "{\\rtf1 \\uc99999\\u65 abc}", "{\\rtf1 }}}}}} after", "{\\rtf1 \\trowd\\intbl a\\cell",
-        "{\\rtf1 \\intbl a\\par b", "{\\rtf1 {\\*", "{\\rtf1 \\abcdefghijklmnopqrstuvwxyzabcdefghijklmnop1",
-        "{\\rtf1 \\f99999999 \\'e4}", "{\\rtf1{\\fonttbl\\f-5\\fcharset134;}\\f-5 \\'d6\\'d0}",
+        "{\\rtf1 \\'",
+        "{\\rtf1 \\'4",
+        "{\\rtf1 \\'zz\\par}",
+        "{\\rtf1 \\u",
+        "{\\rtf1 \\u-99999999999 x}",
+        "{\\rtf1 \\uc99999\\u65 abc}",
+        "{\\rtf1 }}}}}} after",
+        "{\\rtf1 \\trowd\\intbl a\\cell",
+        "{\\rtf1 \\intbl a\\par b",
+        "{\\rtf1 {\\*",
+        "{\\rtf1 \\abcdefghijklmnopqrstuvwxyzabcdefghijklmnop1",
+        "{\\rtf1 \\f99999999 \\'e4}",
+        "{\\rtf1{\\fonttbl\\f-5\\fcharset134;}\\f-5 \\'d6\\'d0}",
         "{\\rtf1 \\row\\row\\cell\\cell\\row}",
     };
     for (size_t i = 0; i < RB_ARRAY_LEN(junk); i++) {
@@ -153,8 +163,10 @@ static void test_epub(void)
 {
     struct rb_errmsg e;
     const char *const book[] = {
-        "mimetype", "application/epub+zip",
-        "META-INF/container.xml", CONTAINER,
+        "mimetype",
+        "application/epub+zip",
+        "META-INF/container.xml",
+        CONTAINER,
         "OPS/book.opf",
         "<?xml version=\"1.0\"?><package xmlns=\"http://www.idpf.org/2007/opf\" version=\"3.0\">"
         "<metadata xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:title>Annual "
@@ -172,7 +184,8 @@ static void test_epub(void)
         "<html xmlns=\"http://www.w3.org/1999/xhtml\"><body><h1>Retention</h1>"
         "<table><tr><th>Record</th><th>Years</th></tr><tr><td>Payroll</td><td>7</td></tr></table>"
         "</body></html>",
-        "OPS/s.css", "p { color: red }",
+        "OPS/s.css",
+        "p { color: red }",
     };
     size_t len = 0;
     char *data = make_zip(book, RB_ARRAY_LEN(book), &len);
@@ -192,8 +205,10 @@ static void test_epub(void)
     free(data);
     /* DRM: encrypted content is refused with a clear reason */
     const char *const drm[] = {
-        "mimetype", "application/epub+zip",
-        "META-INF/container.xml", CONTAINER,
+        "mimetype",
+        "application/epub+zip",
+        "META-INF/container.xml",
+        CONTAINER,
         "META-INF/encryption.xml",
         "<encryption xmlns=\"urn:oasis:names:tc:opendocument:xmlns:container\"><EncryptedData "
         "xmlns=\"http://www.w3.org/2001/04/xmlenc#\"/></encryption>",
