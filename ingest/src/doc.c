@@ -12,7 +12,7 @@
 
 static const char *const format_names[RB_INGEST_FORMAT_COUNT] = {
     "unknown", "pdf", "image", "docx", "xlsx", "pptx", "odt", "html", "markdown", "text", "csv",
-    "email"};
+    "email", "epub", "rtf"};
 static const char *const format_mimes[RB_INGEST_FORMAT_COUNT] = {
     "application/octet-stream",
     "application/pdf",
@@ -25,7 +25,9 @@ static const char *const format_mimes[RB_INGEST_FORMAT_COUNT] = {
     "text/markdown",
     "text/plain",
     "text/csv",
-    "message/rfc822"};
+    "message/rfc822",
+    "application/epub+zip",
+    "application/rtf"};
 
 const char *rb_ingest_format_name(enum rb_ingest_format f)
 {
@@ -79,6 +81,7 @@ static enum rb_ingest_format from_extension(const char *name)
         {"txt", RB_INGEST_FORMAT_TEXT},      {"text", RB_INGEST_FORMAT_TEXT},
         {"log", RB_INGEST_FORMAT_TEXT},      {"csv", RB_INGEST_FORMAT_CSV},
         {"tsv", RB_INGEST_FORMAT_CSV},       {"eml", RB_INGEST_FORMAT_EMAIL},
+        {"epub", RB_INGEST_FORMAT_EPUB},     {"rtf", RB_INGEST_FORMAT_RTF},
     };
     const char *dot = name ? strrchr(name, '.') : NULL;
     if (!dot || strchr(dot, '/'))
@@ -87,6 +90,61 @@ static enum rb_ingest_format from_extension(const char *name)
         if (strcasecmp(dot + 1, map[i].ext) == 0)
             return map[i].f;
     return RB_INGEST_FORMAT_UNKNOWN;
+}
+
+/* What an unsupported file is and what to convert it to: legacy Office
+ * binaries (OLE2 compound files, told apart by their stream names), Outlook
+ * .msg, and other formats known by extension. NULL when nothing is known. */
+static const char *legacy_hint(const char *name, const void *data, size_t len)
+{
+    static const struct {
+        const char *stream; /* UTF-16LE directory entry name, ASCII here */
+        const char *hint;
+    } ole[] = {
+        {"EncryptedPackage", "password-protected Office document: remove the password and save it "
+                             "again"},
+        {"__substg1.0_", "Outlook message (.msg): save it as .eml (Outlook: File > Save As, or "
+                         "drag it to a folder from a client that writes .eml)"},
+        {"WordDocument", "Word 97-2003 document (.doc): convert it to .docx or PDF (Word or "
+                         "LibreOffice: Save As)"},
+        {"PowerPoint Document", "PowerPoint 97-2003 presentation (.ppt): convert it to .pptx or "
+                                "PDF"},
+        {"Workbook", "Excel 97-2003 workbook (.xls): convert it to .xlsx or CSV"},
+        {"Book", "Excel 5.0/95 workbook (.xls): convert it to .xlsx or CSV"},
+    };
+    if (data && len >= 8 && memcmp(data, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8) == 0) {
+        for (size_t i = 0; i < RB_ARRAY_LEN(ole); i++) {
+            char u16[64];
+            size_t n = strlen(ole[i].stream);
+            for (size_t k = 0; k < n; k++)
+                u16[2 * k] = ole[i].stream[k], u16[2 * k + 1] = 0;
+            if (memmem(data, len, u16, 2 * n))
+                return ole[i].hint;
+        }
+        return "legacy Microsoft Office file (OLE2): convert it to .docx, .xlsx, .pptx or PDF";
+    }
+    static const struct {
+        const char *ext, *hint;
+    } by_ext[] = {
+        {"doc", "Word 97-2003 document (.doc): convert it to .docx or PDF"},
+        {"xls", "Excel 97-2003 workbook (.xls): convert it to .xlsx or CSV"},
+        {"ppt", "PowerPoint 97-2003 presentation (.ppt): convert it to .pptx or PDF"},
+        {"msg", "Outlook message (.msg): save it as .eml"},
+        {"pages", "Apple Pages document: export it as .docx or PDF"},
+        {"numbers", "Apple Numbers spreadsheet: export it as .xlsx or CSV"},
+        {"key", "Apple Keynote presentation: export it as .pptx or PDF"},
+        {"wpd", "WordPerfect document: convert it to .docx or PDF"},
+        {"ods", "OpenDocument spreadsheet (.ods): save it as .xlsx or CSV"},
+        {"odp", "OpenDocument presentation (.odp): save it as .pptx or PDF"},
+        {"xps", "XPS document: print it to PDF"},
+        {"hwp", "Hangul document: convert it to .docx or PDF"},
+    };
+    const char *dot = name ? strrchr(name, '.') : NULL;
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < RB_ARRAY_LEN(by_ext); i++)
+            if (strcasecmp(dot + 1, by_ext[i].ext) == 0)
+                return by_ext[i].hint;
+    return NULL;
 }
 
 enum rb_ingest_format rb_ingest_detect(const char *name, const void *data, size_t len)
@@ -99,7 +157,12 @@ enum rb_ingest_format rb_ingest_detect(const char *name, const void *data, size_
         has_bytes(data, len, 0, "II*\0", 4) || has_bytes(data, len, 0, "MM\0*", 4) ||
         has_bytes(data, len, 0, "GIF8", 4) || (has_bytes(data, len, 0, "BM", 2) && ext == RB_INGEST_FORMAT_IMAGE))
         return RB_INGEST_FORMAT_IMAGE;
+    if (has_bytes(data, len, 0, "{\\rtf", 5))
+        return RB_INGEST_FORMAT_RTF;
     if (has_bytes(data, len, 0, "PK\3\4", 4)) {
+        /* EPUB: its first member is "mimetype", stored, holding the type */
+        if (has_bytes(data, len, 30, "mimetype", 8) && zip_mentions(data, len < 128 ? len : 128, "application/epub+zip"))
+            return RB_INGEST_FORMAT_EPUB;
         if (zip_mentions(data, len, "word/"))
             return RB_INGEST_FORMAT_DOCX;
         if (zip_mentions(data, len, "xl/"))
@@ -109,7 +172,7 @@ enum rb_ingest_format rb_ingest_detect(const char *name, const void *data, size_
         if (zip_mentions(data, len, "application/vnd.oasis.opendocument.text"))
             return RB_INGEST_FORMAT_ODT;
         if (ext == RB_INGEST_FORMAT_DOCX || ext == RB_INGEST_FORMAT_XLSX ||
-            ext == RB_INGEST_FORMAT_PPTX || ext == RB_INGEST_FORMAT_ODT)
+            ext == RB_INGEST_FORMAT_PPTX || ext == RB_INGEST_FORMAT_ODT || ext == RB_INGEST_FORMAT_EPUB)
             return ext;
         return RB_INGEST_FORMAT_UNKNOWN;
     }
@@ -154,6 +217,7 @@ void rb_ingest_limits_default(struct rb_ingest_limits *l)
     l->ocr_page_timeout_ms = 60000;
     l->ocr_max_pages = 200;
     l->ocr_languages = "eng+chi_sim";
+    l->pdf_tables = true;
 }
 
 enum rb_status rb_ingest_limits_from_config(const struct rb_config *cfg, struct rb_ingest_limits *l,
@@ -178,6 +242,8 @@ enum rb_status rb_ingest_limits_from_config(const struct rb_config *cfg, struct 
     RB__LIM("ocr_max_pages", 200, 0, 100000, l->ocr_max_pages = (int)v)
 #undef RB__LIM
     if ((st = rb_config_bool(cfg, "ingest", "ocr", true, &l->ocr, err)) != RB_OK)
+        return st;
+    if ((st = rb_config_bool(cfg, "ingest", "pdf_tables", true, &l->pdf_tables, err)) != RB_OK)
         return st;
     l->ocr_languages = rb_config_str(cfg, "ingest", "ocr_languages", "eng+chi_sim");
     return RB_OK;
@@ -710,10 +776,19 @@ enum rb_status rb_ingest_parse_buffer(const void *data, size_t len, const char *
     case RB_INGEST_FORMAT_TEXT: st = rb__parse_text(&b, data, len); break;
     case RB_INGEST_FORMAT_CSV: st = rb__parse_csv(&b, data, len); break;
     case RB_INGEST_FORMAT_EMAIL: st = rb__parse_email(&b, data, len); break;
-    default:
-        st = rb__docb_fail(&b, RB_ERR_UNSUPPORTED, "unsupported file format%s%s",
-                           name ? ": " : "", name ? rb_path_basename(name) : "");
+    case RB_INGEST_FORMAT_EPUB: st = rb__parse_epub(&b, data, len); break;
+    case RB_INGEST_FORMAT_RTF: st = rb__parse_rtf(&b, data, len); break;
+    default: {
+        const char *hint = legacy_hint(name, data, len);
+        if (hint && strncmp(hint, "password", 8) == 0)
+            st = rb__docb_fail(&b, RB_ERR_DENIED, "%s%s%s", name ? rb_path_basename(name) : "",
+                               name ? ": " : "", hint);
+        else
+            st = rb__docb_fail(&b, RB_ERR_UNSUPPORTED, "unsupported file format%s%s%s%s",
+                               name ? ": " : "", name ? rb_path_basename(name) : "",
+                               hint ? ": " : "", hint ? hint : "");
         break;
+    }
     }
     if (st != RB_OK && b.st == RB_OK)
         rb__docb_fail(&b, st, "%s parser failed (%s)", rb_ingest_format_name(format),

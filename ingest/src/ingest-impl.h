@@ -94,6 +94,26 @@ enum rb_status rb__parse_markdown(struct rb__docb *b, const void *data, size_t l
 enum rb_status rb__parse_text(struct rb__docb *b, const void *data, size_t len);
 enum rb_status rb__parse_csv(struct rb__docb *b, const void *data, size_t len);
 enum rb_status rb__parse_email(struct rb__docb *b, const void *data, size_t len);
+enum rb_status rb__parse_epub(struct rb__docb *b, const void *data, size_t len);
+enum rb_status rb__parse_rtf(struct rb__docb *b, const void *data, size_t len);
+
+/* Tables found on a PDF page from character geometry (pdf-table.c). */
+struct rb__pdf_table {
+    size_t first_char;   /* code-point index in the page text of its first character */
+    size_t n_rows, n_cols;
+    size_t header_rows;  /* 0 or 1 */
+    char **cells;        /* n_rows * n_cols, row-major, each NUL-terminated ("" if empty) */
+};
+struct _PopplerRectangle;
+/* Finds the tables of a page: text is poppler_page_get_text, rects the
+ * per-code-point boxes of poppler_page_get_text_layout. consumed (n_rects
+ * bytes, zeroed by the caller) gets 1 for every code point that belongs to a
+ * table. *out (n_out tables in page order) is freed with rb__pdf_tables_free. */
+RB_NODISCARD enum rb_status rb__pdf_tables_find(const char *text, size_t len,
+                                                const struct _PopplerRectangle *rects,
+                                                size_t n_rects, unsigned char *consumed,
+                                                struct rb__pdf_table **out, size_t *n_out);
+void rb__pdf_tables_free(struct rb__pdf_table *t, size_t n);
 
 /* Walks an HTML document already parsed by libxml2 into b (used by the
  * e-mail parser for text/html parts too). */

@@ -785,3 +785,158 @@ enum rb_status rb__parse_odt(struct rb__docb *b, const void *data, size_t len)
     box_close(&x);
     return b->st;
 }
+
+/* ====================================================================== EPUB */
+
+/* A manifest href resolved against the package's folder: percent-escapes
+ * decoded, fragments dropped, "./" and empty segments dropped, "../"
+ * applied. NULL when it would leave the container. Caller frees. */
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static char *epub_path(const char *dir, const char *href)
+{
+    size_t hl = strcspn(href, "#?");
+    char *dec = malloc(hl + 1);
+    if (!dec)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < hl; i++) {
+        int hi = i + 2 < hl ? hexval(href[i + 1]) : -1, lo = i + 2 < hl ? hexval(href[i + 2]) : -1;
+        if (href[i] == '%' && hi >= 0 && lo >= 0 && (hi | lo)) {
+            dec[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dec[n++] = href[i];
+        }
+    }
+    dec[n] = '\0';
+    char *joined = rb_asprintf("%s%s", dir, dec);
+    free(dec);
+    if (!joined)
+        return NULL;
+    /* normalise segment by segment */
+    char *out = malloc(strlen(joined) + 1);
+    if (!out) {
+        free(joined);
+        return NULL;
+    }
+    size_t o = 0;
+    for (char *seg = joined; *seg;) {
+        char *slash = strchr(seg, '/');
+        size_t sl = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (sl == 0 || (sl == 1 && seg[0] == '.')) {
+            /* skip */
+        } else if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (o == 0) { /* above the container root */
+                free(joined);
+                free(out);
+                return NULL;
+            }
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--; /* the slash */
+        } else {
+            if (o)
+                out[o++] = '/';
+            memcpy(out + o, seg, sl);
+            o += sl;
+        }
+        seg += sl + (slash ? 1 : 0);
+    }
+    out[o] = '\0';
+    free(joined);
+    return out;
+}
+
+/* EPUB 2/3: META-INF/container.xml names the package (OPF); its spine lists
+ * the XHTML documents in reading order, each parsed with the HTML parser
+ * into the same document. DRM-encrypted books are refused. */
+enum rb_status rb__parse_epub(struct rb__docb *b, const void *data, size_t len)
+{
+    struct box x;
+    if (box_open(&x, b, data, len, "EPUB") != RB_OK) {
+        box_close(&x);
+        return b->st;
+    }
+    char *enc = NULL, *opf_path = NULL, *dir = NULL, *title = NULL;
+    size_t enc_len = 0;
+    xmlDocPtr container = NULL, opf = NULL;
+    if (box_read(&x, "META-INF/encryption.xml", &enc, &enc_len) == RB_OK &&
+        strstr(enc, "EncryptedData")) {
+        rb__docb_fail(b, RB_ERR_DENIED, "EPUB is DRM-protected (its content is encrypted)");
+        goto done;
+    }
+    if (b->st != RB_OK)
+        goto done;
+    container = box_xml(&x, "META-INF/container.xml", true);
+    if (!container)
+        goto done;
+    const xmlNode *rootfiles = child(xmlDocGetRootElement(container), "rootfiles");
+    for (const xmlNode *r = rootfiles ? rootfiles->children : NULL; r && !opf_path; r = r->next)
+        if (is(r, "rootfile") && attr(r, "full-path"))
+            opf_path = epub_path("", attr(r, "full-path"));
+    if (!opf_path) {
+        rb__docb_fail(b, RB_ERR_PARSE, "EPUB: container.xml names no package document");
+        goto done;
+    }
+    const char *slash = strrchr(opf_path, '/');
+    dir = rb_strndup(opf_path, slash ? (size_t)(slash - opf_path) + 1 : 0);
+    opf = box_xml(&x, opf_path, true);
+    if (!opf || !dir)
+        goto done;
+    const xmlNode *pkg = xmlDocGetRootElement(opf);
+    const xmlNode *meta = child(pkg, "metadata"), *manifest = child(pkg, "manifest"),
+                  *spine = child(pkg, "spine");
+    const xmlNode *t = child(meta, "title");
+    if (t)
+        title = (char *)xmlNodeGetContent(t);
+    if (!manifest || !spine) {
+        rb__docb_fail(b, RB_ERR_PARSE, "EPUB: the package has no manifest or spine");
+        goto done;
+    }
+    int chapters = 0, read = 0;
+    for (const xmlNode *ir = spine->children; ir && b->st == RB_OK; ir = ir->next) {
+        const char *idref = is(ir, "itemref") ? attr(ir, "idref") : NULL;
+        if (!idref)
+            continue;
+        const char *lin = attr(ir, "linear");
+        const xmlNode *item = NULL;
+        for (const xmlNode *it = manifest->children; it && !item; it = it->next)
+            if (is(it, "item") && attr(it, "id") && !strcmp(attr(it, "id"), idref))
+                item = it;
+        const char *href = item ? attr(item, "href") : NULL;
+        const char *mt = item ? attr(item, "media-type") : NULL;
+        if (!href || (mt && !strstr(mt, "html")) || (lin && !strcmp(lin, "no")))
+            continue;
+        if (++chapters > b->lim->max_pages) {
+            rb__docb_fail(b, RB_ERR_TOO_LARGE, "EPUB has more than %d documents in its spine",
+                          b->lim->max_pages);
+            break;
+        }
+        char *path = epub_path(dir, href);
+        char *xhtml = NULL;
+        size_t xl = 0;
+        if (path && box_read(&x, path, &xhtml, &xl) == RB_OK && rb__parse_html(b, xhtml, xl, NULL) == RB_OK)
+            read++;
+        free(xhtml);
+        free(path);
+    }
+    if (b->st == RB_OK && title && *title)
+        rb__docb_set_title(b, title, strlen(title)); /* over the chapters' <title> */
+    if (b->st == RB_OK)
+        rb__docb_set_metadata(b, rb_asprintf("{\"chapters\":%d}", read));
+done:
+    xmlFree(title);
+    xmlFreeDoc(opf);
+    xmlFreeDoc(container);
+    free(dir);
+    free(opf_path);
+    free(enc);
+    box_close(&x);
+    return b->st;
+}

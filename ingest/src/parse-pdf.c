@@ -205,17 +205,170 @@ static void join_line(struct rb_buf *para, const char *s, size_t n)
     (void)!rb_buf_append(para, s, n);
 }
 
-static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, struct outline *ol)
+/* The header of the last table of the previous page: a table that goes on
+ * over the page break (its first rows on the next page have no header of
+ * their own, and the same columns) gets it repeated as its header row. */
+struct table_carry {
+    char **header; /* n_cols cells, or NULL */
+    size_t n_cols;
+    int page;
+};
+
+static void carry_clear(struct table_carry *c)
+{
+    for (size_t i = 0; c->header && i < c->n_cols; i++)
+        free(c->header[i]);
+    free(c->header);
+    c->header = NULL;
+    c->n_cols = 0;
+}
+
+static void emit_table(struct rb__docb *b, const struct rb__pdf_table *t, bool first_on_page,
+                       struct table_carry *carry)
+{
+    bool continued = first_on_page && t->header_rows == 0 && carry->header &&
+                     carry->n_cols == t->n_cols && carry->page == b->n_pages - 1;
+    rb__docb_table_begin(b);
+    if (continued) {
+        rb__docb_row_begin(b);
+        for (size_t c = 0; c < t->n_cols; c++)
+            rb__docb_cell(b, carry->header[c], strlen(carry->header[c]));
+        rb__docb_row_end(b);
+    }
+    for (size_t r = 0; r < t->n_rows; r++) {
+        rb__docb_row_begin(b);
+        for (size_t c = 0; c < t->n_cols; c++) {
+            const char *cell = t->cells[r * t->n_cols + c];
+            rb__docb_cell(b, cell, strlen(cell));
+        }
+        rb__docb_row_end(b);
+    }
+    rb__docb_table_end(b, continued ? 1 : t->header_rows);
+    /* remember this table's header for the next page */
+    if (t->header_rows || continued) {
+        char **h = calloc(t->n_cols, sizeof *h);
+        for (size_t c = 0; h && c < t->n_cols; c++) {
+            h[c] = rb_strdup(continued ? carry->header[c] : t->cells[c]);
+            if (!h[c]) {
+                for (size_t k = 0; k < c; k++)
+                    free(h[k]);
+                free(h);
+                h = NULL;
+            }
+        }
+        carry_clear(carry);
+        carry->header = h;
+        carry->n_cols = h ? t->n_cols : 0;
+    }
+    /* a header-less table keeps the header for the pages after it (a long
+     * table whose columns ran together on one page) */
+    carry->page = b->n_pages;
+}
+
+/* Page text and boxes without the characters of its tables. */
+struct page_tables {
+    struct rb__pdf_table *t;
+    size_t n;
+    size_t *anchor;   /* byte offset in the filtered text where table i stood */
+    size_t *order;    /* tables by anchor */
+    char *text;       /* filtered text */
+    size_t text_len;
+    PopplerRectangle *rects;
+    size_t n_rects;
+};
+
+static void page_tables_free(struct page_tables *pt)
+{
+    rb__pdf_tables_free(pt->t, pt->n);
+    free(pt->anchor);
+    free(pt->order);
+    free(pt->text);
+    free(pt->rects);
+    memset(pt, 0, sizeof *pt);
+}
+
+static bool find_tables(struct rb__docb *b, const char *text, size_t tl,
+                        const PopplerRectangle *rects, size_t n_rects, struct page_tables *pt)
+{
+    memset(pt, 0, sizeof *pt);
+    unsigned char *consumed = calloc(n_rects ? n_rects : 1, 1);
+    if (!consumed) {
+        rb__docb_fail(b, RB_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    enum rb_status st = rb__pdf_tables_find(text, tl, rects, n_rects, consumed, &pt->t, &pt->n);
+    if (st != RB_OK || pt->n == 0) {
+        free(consumed);
+        if (st != RB_OK)
+            rb__docb_fail(b, st, "out of memory finding tables");
+        return false;
+    }
+    pt->anchor = calloc(pt->n, sizeof *pt->anchor);
+    pt->order = calloc(pt->n, sizeof *pt->order);
+    pt->text = malloc(tl + 1);
+    pt->rects = malloc((n_rects ? n_rects : 1) * sizeof *pt->rects);
+    if (!pt->anchor || !pt->order || !pt->text || !pt->rects) {
+        free(consumed);
+        page_tables_free(pt);
+        rb__docb_fail(b, RB_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    size_t ci = 0, fo = 0;
+    for (size_t i = 0; i < tl;) {
+        size_t n = 1;
+        while (i + n < tl && ((unsigned char)text[i + n] & 0xC0) == 0x80)
+            n++;
+        for (size_t k = 0; k < pt->n; k++)
+            if (pt->t[k].first_char == ci)
+                pt->anchor[k] = fo;
+        if (ci >= n_rects || !consumed[ci]) {
+            memcpy(pt->text + fo, text + i, n);
+            fo += n;
+            if (ci < n_rects)
+                pt->rects[pt->n_rects++] = rects[ci];
+        }
+        ci++;
+        i += n;
+    }
+    pt->text[fo] = '\0';
+    pt->text_len = fo;
+    free(consumed);
+    /* reading order of the tables: by anchor (insertion sort, few tables) */
+    for (size_t k = 0; k < pt->n; k++) {
+        size_t j = k;
+        while (j > 0 && pt->anchor[pt->order[j - 1]] > pt->anchor[k]) {
+            pt->order[j] = pt->order[j - 1];
+            j--;
+        }
+        pt->order[j] = k;
+    }
+    return true;
+}
+
+static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, struct outline *ol,
+                      struct table_carry *carry)
 {
     size_t tl = strlen(text);
     PopplerRectangle *rects = NULL;
     guint n_rects = 0;
     bool geometry = poppler_page_get_text_layout(page, &rects, &n_rects) && rects;
+    struct page_tables pt = {0};
+    if (geometry && n_rects && b->lim->pdf_tables &&
+        find_tables(b, text, tl, rects, n_rects, &pt)) {
+        g_free(rects);
+        rects = NULL;
+        text = pt.text;
+        tl = pt.text_len;
+        n_rects = (guint)pt.n_rects;
+    }
+    const PopplerRectangle *boxes = pt.rects ? pt.rects : rects;
+    size_t next_table = 0;
     /* rects[i] is the box of the i-th character of text. */
     size_t n_lines = 0, cap = 64;
     struct line *lines = malloc(cap * sizeof *lines);
     if (!lines) {
         g_free(rects);
+        page_tables_free(&pt);
         rb__docb_fail(b, RB_ERR_NOMEM, "out of memory");
         return;
     }
@@ -249,7 +402,7 @@ static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, s
                     if (((unsigned char)text[k] & 0xC0) == 0x80)
                         continue;
                     if (cj < n_rects && text[k] != ' ') {
-                        PopplerRectangle *r = &rects[cj];
+                        const PopplerRectangle *r = &boxes[cj];
                         ln->x1 = fmin(ln->x1, fmin(r->x1, r->x2));
                         ln->x2 = fmax(ln->x2, fmax(r->x1, r->x2));
                         ln->y1 = fmin(ln->y1, fmin(r->y1, r->y2));
@@ -301,6 +454,18 @@ static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, s
     const struct line *prev = NULL;
     for (size_t k = 0; k <= n_lines && b->st == RB_OK; k++) {
         const struct line *ln = k < n_lines ? &lines[k] : NULL;
+        /* a table that stood before this line in reading order */
+        if (ln && next_table < pt.n && pt.anchor[pt.order[next_table]] <= ln->start) {
+            if (para.len) {
+                rb__docb_add(b, kind, level, para.data, para.len);
+                rb_buf_reset(&para);
+            }
+            while (next_table < pt.n && pt.anchor[pt.order[next_table]] <= ln->start)
+                emit_table(b, &pt.t[pt.order[next_table]], next_table == 0, carry), next_table++;
+            kind = RB_INGEST_BLOCK_PARAGRAPH;
+            level = 0;
+            prev = NULL;
+        }
         const char *s = ln ? text + ln->start : NULL;
         size_t n = ln ? ln->end - ln->start : 0;
         size_t skip = 0;
@@ -369,6 +534,9 @@ static void text_page(struct rb__docb *b, PopplerPage *page, const char *text, s
     }
     rb_buf_free(&para);
     free(lines);
+    while (next_table < pt.n && b->st == RB_OK)
+        emit_table(b, &pt.t[pt.order[next_table]], next_table == 0, carry), next_table++;
+    page_tables_free(&pt);
 }
 
 static void ocr_page(struct rb__docb *b, PopplerPage *page, struct rb__ocr **ocr, bool *ocr_failed)
@@ -465,6 +633,7 @@ enum rb_status rb__parse_pdf(struct rb__docb *b, const void *data, size_t len)
         g_free(title);
     }
     struct outline ol = {0};
+    struct table_carry carry = {0};
     PopplerIndexIter *it = poppler_index_iter_new(doc);
     if (it) {
         outline_walk(it, 1, &ol);
@@ -482,13 +651,14 @@ enum rb_status rb__parse_pdf(struct rb__docb *b, const void *data, size_t len)
         char *text = poppler_page_get_text(page);
         if (text && !line_is_blank(text, strlen(text)) &&
             strspn(text, " \t\r\n\f") < strlen(text))
-            text_page(b, page, text, &ol);
+            text_page(b, page, text, &ol, &carry);
         else
             ocr_page(b, page, &ocr, &ocr_failed);
         g_free(text);
         g_object_unref(page);
     }
     rb__ocr_close(ocr);
+    carry_clear(&carry);
     if (!readable && b->st == RB_OK)
         rb__docb_fail(b, RB_ERR_PARSE, "PDF is damaged: none of its %d pages can be read", n);
     for (size_t k = 0; k < ol.n; k++)

@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static const char *const names[] = {"unknown", "pdf", "image", "docx", "xlsx", "pptx",
-                                        "odt", "html", "markdown", "text", "csv", "email"};
+                                        "odt", "html", "markdown", "text", "csv", "email", "epub", "rtf"};
     struct rb_errmsg err = {{0}};
     struct rb_ingest_doc *doc = NULL;
     if (strcmp(RB_FUZZ_FORMAT, "pipe") == 0) {

@@ -268,6 +268,52 @@ static void test_email(void)
     parse_fails("docs/eml/fake-email.msg", RB_ERR_UNSUPPORTED, "unsupported");
 }
 
+static void test_rtf_epub_legacy(void)
+{
+    struct rb_ingest_doc *d = parse_shared("docs/rtf/fake-doc.rtf", NULL);
+    if (d) {
+        CHECK_EQ_INT(d->format, RB_INGEST_FORMAT_RTF);
+        long h = find_exact(d, RB_INGEST_BLOCK_HEADING, "My First Heading");
+        CHECK(h >= 0 && d->blocks[h].level == 1);
+        CHECK(find_exact(d, RB_INGEST_BLOCK_PARAGRAPH, "My first paragraph.") > h);
+        long t = find_block(d, RB_INGEST_BLOCK_TABLE, "Column 1 | Column 2");
+        CHECK(t >= 0 && d->blocks[t].n_rows == 3 && d->blocks[t].header_rows == 1);
+        if (t >= 0) {
+            const struct rb_ingest_span *r = &d->blocks[t].rows[2];
+            CHECK(strncmp(d->text + r->start, "Row 2, Cell 1 | Row 2, Cell 2", r->end - r->start) == 0);
+        }
+        rb_ingest_doc_free(d);
+    }
+    /* TextEdit RTF: cp1252 \'96 is an en dash; fonts and lists tables skipped */
+    d = parse_shared("docs/rtf/obliqa-DocumentMap.rtf", NULL);
+    if (d) {
+        CHECK(strstr(d->text, "\"Prudential \xe2\x80\x93 Insurance Business (PIN)\",") != NULL);
+        CHECK(strstr(d->text, "Helvetica") == NULL);
+        rb_ingest_doc_free(d);
+    }
+    d = parse_shared("docs/epub/winter-sports.epub", NULL);
+    if (d) {
+        CHECK_EQ_INT(d->format, RB_INGEST_FORMAT_EPUB);
+        CHECK_STR(d->title, "Winter Sports in Switzerland");
+        CHECK(strstr(d->metadata_json, "\"chapters\":10") != NULL);
+        /* the first and the last chapter of the spine, in order */
+        long a = find_block(d, -1, "Author: E. F. Benson");
+        long z = find_block(d, -1, "END OF THE PROJECT GUTENBERG EBOOK");
+        CHECK(a >= 0 && z > a);
+        rb_ingest_doc_free(d);
+    }
+    d = parse_shared("docs/epub/eng_spa_mult.epub", NULL);
+    if (d) {
+        CHECK(find_block(d, RB_INGEST_BLOCK_PARAGRAPH, "Todos los seres humanos nacen libres") >= 0);
+        rb_ingest_doc_free(d);
+    }
+    /* legacy binaries: a clear reason and what to convert to */
+    parse_fails("docs/legacy-office/simple.doc", RB_ERR_UNSUPPORTED, "convert it to .docx");
+    parse_fails("docs/legacy-office/tests-example.xls", RB_ERR_UNSUPPORTED, "convert it to .xlsx");
+    parse_fails("docs/legacy-office/fake-power-point.ppt", RB_ERR_UNSUPPORTED, "convert it to .pptx");
+    parse_fails("docs/eml/fake-email-attachment.msg", RB_ERR_UNSUPPORTED, "save it as .eml");
+}
+
 int main(void)
 {
     test_pdf_en();
@@ -277,5 +323,6 @@ int main(void)
     test_html_md();
     test_text_csv();
     test_email();
+    test_rtf_epub_legacy();
     return check_finish();
 }

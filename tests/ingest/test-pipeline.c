@@ -149,11 +149,12 @@ static void test_library(void)
     free(dir);
 }
 
-/* Waits up to 15 s for cond on a fresh index handle each time (another process writes). */
+/* Waits up to 40 s (a loaded 2-core CI) for cond on a fresh index handle each time (another
+ * process writes). */
 #define WAIT_FOR(data, expr)                                                                       \
     do {                                                                                           \
         bool ok_ = false;                                                                          \
-        for (int t_ = 0; t_ < 150 && !ok_; t_++) {                                                 \
+        for (int t_ = 0; t_ < 400 && !ok_; t_++) {                                                 \
             struct rb_index_options o_ = {.data_dir = (data)};                                     \
             struct rb_index *idx = NULL;                                                           \
             struct rb_errmsg e_ = {{0}};                                                           \

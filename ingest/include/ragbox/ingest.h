@@ -46,6 +46,8 @@ enum rb_ingest_format {
     RB_INGEST_FORMAT_TEXT,
     RB_INGEST_FORMAT_CSV,
     RB_INGEST_FORMAT_EMAIL,
+    RB_INGEST_FORMAT_EPUB,  /* ZIP + XHTML: the HTML parser over the spine */
+    RB_INGEST_FORMAT_RTF,
     RB_INGEST_FORMAT_COUNT
 };
 const char *rb_ingest_format_name(enum rb_ingest_format f); /* "pdf", "docx", ... */
@@ -129,11 +131,13 @@ struct rb_ingest_limits {
     int ocr_page_timeout_ms;     /* per page (60000) */
     int ocr_max_pages;           /* pages OCR'd per document (200) */
     const char *ocr_languages;   /* tesseract languages ("eng+chi_sim"), borrowed */
+    bool pdf_tables;             /* find tables on PDF pages from the text geometry (true) */
 };
 /* Fills the defaults above. */
 void rb_ingest_limits_default(struct rb_ingest_limits *l);
 /* Reads section [ingest] keys max_file_mb, max_text_mb, max_unzipped_mb,
- * max_pages, timeout_s, memory_mb, ocr (bool), ocr_dpi, ocr_languages over
+ * max_pages, timeout_s, memory_mb, ocr (bool), ocr_dpi, ocr_max_pages, ocr_languages,
+ * pdf_tables (bool) over
  * the defaults. ocr_languages stays borrowed from cfg. */
 RB_NODISCARD enum rb_status rb_ingest_limits_from_config(const struct rb_config *cfg,
                                                          struct rb_ingest_limits *l,
