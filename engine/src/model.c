@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ggml-types.h"
+#include "rope-scaling.h"
 
 /* ============================================================ workspace */
 
@@ -255,24 +256,19 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
     m->rope_base = 10000.0f;
     if (rb_gguf_get_arch_f32(g, "rope.freq_base", &m->rope_base) != RB_OK)
         m->rope_base = 10000.0f;
-    m->rope_freq_scale = 1.0f;
-    float factor;
     {
-        struct rb_gguf_str stype = {0};
-        char key[96];
-        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-        bool has_type = rb_gguf_get_str(g, key, &stype) == RB_OK;
-        if (rb_gguf_get_arch_f32(g, "rope.scaling.factor", &factor) == RB_OK && factor > 0 &&
-            factor != 1.0f) {
-            if (!has_type || (stype.len == 6 && memcmp(stype.ptr, "linear", 6) == 0))
-                m->rope_freq_scale = 1.0f / factor;
-            else if (!(stype.len == 4 && memcmp(stype.ptr, "none", 4) == 0)) {
-                rb_errmsg_set(err, RB_ERR_UNSUPPORTED, "rope scaling type '%.*s' not supported",
-                              (int)stype.len, stype.ptr);
-                rb__model_free(m);
-                return RB_ERR_UNSUPPORTED;
-            }
+        struct rb_rope_scaling rs;
+        enum rb_status st = rb__rope_scaling_load(g, m->rope_dim, m->rope_base, m->n_ctx_train,
+                                                  &rs, err);
+        if (st != RB_OK) {
+            rb__model_free(m);
+            return st;
         }
+        m->rope_freq_scale = rs.freq_scale;
+        m->rope_ext_factor = rs.ext_factor;
+        m->rope_attn_factor = rs.attn_factor;
+        m->rope_corr_dims[0] = rs.corr_dims[0];
+        m->rope_corr_dims[1] = rs.corr_dims[1];
     }
     m->rope_neox = m->arch == RB_ARCH_QWEN2 || m->arch == RB_ARCH_QWEN3;
     m->eps = 1e-5f;
@@ -502,8 +498,9 @@ static void rope(const struct rb__model *m, float *x, int n_heads, int pos)
             float t = theta;
             if (m->rope_freqs)
                 t /= m->rope_freqs[i];
-            t *= m->rope_freq_scale;
-            const float c = cosf(t), s = sinf(t);
+            float c, s;
+            rb__rope_yarn(t, m->rope_freq_scale, m->rope_corr_dims, i, m->rope_ext_factor,
+                          m->rope_attn_factor, &c, &s);
             const int i0 = m->rope_neox ? i : 2 * i;
             const int i1 = m->rope_neox ? i + nd / 2 : 2 * i + 1;
             const float a = v[i0], b = v[i1];
