@@ -86,7 +86,9 @@ static int cmp_piece(const void *a, const void *b, void *ctx)
     int c = memcmp(x->text, y->text, m);
     if (c)
         return c;
-    return x->len < y->len ? -1 : x->len > y->len;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x < y ? -1 : x > y; /* equal pieces: by id */
 }
 
 struct trie_task {
@@ -130,6 +132,8 @@ static enum rb_status trie_build(struct rb__ugm *u, const struct rb__ugm_token *
         struct trie_node *nd = &u->nodes[i];
         if (lo < hi && tok[ids[lo]].len == d) /* sorted: the exact piece comes first */
             nd->value = (int32_t)ids[lo++];
+        while (lo < hi && tok[ids[lo]].len == d) /* duplicates: the lowest id wins */
+            lo++;
         nd->first_child = (uint32_t)count;
         nd->n_child = 0;
         while (lo < hi) {

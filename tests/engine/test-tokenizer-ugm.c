@@ -493,6 +493,22 @@ int main(void)
         CHECK(built > 0);
     }
 
+    /* ---- duplicate pieces (the GGUF loader refuses them; the matcher must cope) */
+    {
+        const struct rb__ugm_token dup[] = {
+            {"<unk>", 5, 0, RB_ENGINE_TOKEN_ATTR_UNKNOWN}, {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+            {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},    {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+            {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},   {"b", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL}};
+        struct rb__ugm_options uo = {.unk = 0};
+        struct rb__ugm *u = NULL;
+        CHECK(rb__ugm_create(dup, 6, &uo, &u, &err) == RB_OK);
+        struct rb__ivec ids = {0};
+        CHECK(u && rb__ugm_encode(u, "abab", 4, &ids) == RB_OK);
+        CHECK(ids.n == 2 && ids.v[0] == 3 && ids.v[1] == 3); /* the lowest id of "ab" */
+        free(ids.v);
+        rb__ugm_free(u);
+    }
+
     /* ---- Viterbi == exhaustive search */
     random_strings();
     return check_finish();
