@@ -66,8 +66,8 @@ enum rb_status rb__rope_scaling_load(const struct rb_gguf *g, int n_rot, float f
         out->ext_factor = v;
     if (get_f32(g, "rope.scaling.yarn_attn_factor", &v)) {
         if (!(v > 0.0f && v < 100.0f))
-            return rb_errmsg_set(err, RB_ERR_MODEL,
-                                 "rope.scaling.yarn_attn_factor %g out of range", (double)v);
+            return rb_errmsg_set(err, RB_ERR_MODEL, "rope.scaling.yarn_attn_factor %g out of range",
+                                 (double)v);
         out->attn_factor = v;
     }
     if (get_f32(g, "rope.scaling.yarn_beta_fast", &v))

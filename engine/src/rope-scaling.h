@@ -53,8 +53,8 @@ static inline float rb__rope_yarn_corr_dim(int n_dims, int n_ctx_orig, float n_r
            (2.0f * logf(base));
 }
 
-static inline void rb__rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float base,
-                                           float beta_fast, float beta_slow, float dims[2])
+static inline void rb__rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float base, float beta_fast,
+                                           float beta_slow, float dims[2])
 {
     const float start = floorf(rb__rope_yarn_corr_dim(n_dims, n_ctx_orig, beta_fast, base));
     const float end = ceilf(rb__rope_yarn_corr_dim(n_dims, n_ctx_orig, beta_slow, base));
@@ -66,8 +66,7 @@ static inline void rb__rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float bas
  * angle is theta_extrap. With ext_factor 0 and attn_factor 1 this is exactly
  * cos/sin(freq_scale * theta_extrap). */
 static inline void rb__rope_yarn(float theta_extrap, float freq_scale, const float corr_dims[2],
-                                 int pair, float ext_factor, float attn_factor, float *c,
-                                 float *s)
+                                 int pair, float ext_factor, float attn_factor, float *c, float *s)
 {
     const float theta_interp = freq_scale * theta_extrap;
     float theta = theta_interp, mscale = attn_factor;

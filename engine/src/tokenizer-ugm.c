@@ -104,9 +104,9 @@ static enum rb_status trie_build(struct rb__ugm *u, const struct rb__ugm_token *
     uint32_t m = 0;
     size_t bytes = 1;
     for (uint32_t i = 0; i < n; i++)
-        if (tok[i].len && (tok[i].attr & (RB_ENGINE_TOKEN_ATTR_NORMAL |
-                                          RB_ENGINE_TOKEN_ATTR_USER_DEFINED |
-                                          RB_ENGINE_TOKEN_ATTR_UNUSED))) {
+        if (tok[i].len &&
+            (tok[i].attr & (RB_ENGINE_TOKEN_ATTR_NORMAL | RB_ENGINE_TOKEN_ATTR_USER_DEFINED |
+                            RB_ENGINE_TOKEN_ATTR_UNUSED))) {
             ids[m++] = i;
             bytes += tok[i].len;
         }
@@ -164,10 +164,22 @@ static bool xcda_unit(const struct rb__ugm *u, size_t i, uint32_t *unit)
     *unit = u->xcda[i];
     return true;
 }
-static uint32_t unit_offset(uint32_t x) { return (x >> 10) << ((x & (1u << 9)) >> 6); }
-static uint32_t unit_label(uint32_t x) { return x & ((1u << 31) | 0xFFu); }
-static bool unit_has_leaf(uint32_t x) { return (x >> 8) & 1u; }
-static uint32_t unit_value(uint32_t x) { return x & ((1u << 31) - 1); }
+static uint32_t unit_offset(uint32_t x)
+{
+    return (x >> 10) << ((x & (1u << 9)) >> 6);
+}
+static uint32_t unit_label(uint32_t x)
+{
+    return x & ((1u << 31) | 0xFFu);
+}
+static bool unit_has_leaf(uint32_t x)
+{
+    return (x >> 8) & 1u;
+}
+static uint32_t unit_value(uint32_t x)
+{
+    return x & ((1u << 31) - 1);
+}
 
 static enum rb_status charsmap_load(struct rb__ugm *u, const uint8_t *blob, size_t len,
                                     struct rb_errmsg *err)
@@ -192,8 +204,8 @@ static enum rb_status charsmap_load(struct rb__ugm *u, const uint8_t *blob, size
         return RB_ERR_NOMEM;
     for (size_t i = 0; i < u->xcda_n; i++) {
         const uint8_t *p = blob + 4 + 4 * i;
-        u->xcda[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24;
+        u->xcda[i] =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     }
     memcpy(u->repl, blob + 4 + trie_bytes, u->repl_len);
     u->repl[u->repl_len] = '\0'; /* bounds every replacement string */
@@ -406,8 +418,8 @@ static enum rb_status normalize(const struct rb__ugm *u, const char *text, size_
     return RB_OK;
 }
 
-enum rb_status rb__ugm_normalize(const struct rb__ugm *u, const char *text, size_t len,
-                                 char **norm, size_t *norm_len)
+enum rb_status rb__ugm_normalize(const struct rb__ugm *u, const char *text, size_t len, char **norm,
+                                 size_t *norm_len)
 {
     *norm = NULL;
     *norm_len = 0;

@@ -62,8 +62,8 @@ RB_NODISCARD enum rb_status rb__ugm_encode(const struct rb__ugm *u, const char *
 
 /* The normalised form of text (charsmap + whitespace rules, spaces as U+2581), for tests
  * and diagnostics. *norm: caller frees with free(); NUL-terminated. */
-RB_NODISCARD enum rb_status rb__ugm_normalize(const struct rb__ugm *u, const char *text,
-                                              size_t len, char **norm, size_t *norm_len);
+RB_NODISCARD enum rb_status rb__ugm_normalize(const struct rb__ugm *u, const char *text, size_t len,
+                                              char **norm, size_t *norm_len);
 
 /* The best segmentation's total score for text (normalised first), for tests. */
 RB_NODISCARD enum rb_status rb__ugm_best_score(const struct rb__ugm *u, const char *text,

@@ -11,9 +11,10 @@
 
 #define SP "\xe2\x96\x81"
 
-static const char *toks[] = {"<s>", "<pad>", "</s>", "<unk>", SP, SP "the", "the",
-                             "\xe4\xb8\xad", "\xe5\x9b\xbd", "\xe4\xb8\xad\xe5\x9b\xbd", "a",
-                             SP "a", "<mask>"};
+static const char *toks[] = {
+    "<s>",    "<pad>", "</s>",         "<unk>",        SP,
+    SP "the", "the",   "\xe4\xb8\xad", "\xe5\x9b\xbd", "\xe4\xb8\xad\xe5\x9b\xbd",
+    "a",      SP "a",  "<mask>"};
 static const float scores[] = {0, 0, 0, 0, -2, -3, -4, -6, -6, -7, -5, -4.5f, 0};
 static const int32_t types[] = {3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3};
 #define NTOK 13

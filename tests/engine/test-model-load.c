@@ -52,8 +52,7 @@ static enum rb_status build(const struct spec *sp, struct rb_gguf **g, struct rb
     REQUIRE(rb_gguf_writer_set_u32(w, KEY("embedding_length"), E) == RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, KEY("block_count"), 1) == RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, KEY("feed_forward_length"), FF) == RB_OK);
-    REQUIRE(rb_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)sp->n_head) ==
-            RB_OK);
+    REQUIRE(rb_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)sp->n_head) == RB_OK);
     REQUIRE(rb_gguf_writer_set_u32(w, KEY("context_length"), 64) == RB_OK);
     const int hd = sp->head_dim ? sp->head_dim : E / sp->n_head;
     if (sp->head_dim) {
@@ -153,24 +152,36 @@ int main(void)
 {
     dir = check_tmpdir("engine-model-load");
     expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0}, "llama tied");
-    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .untied = true}, "llama untied");
-    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .biases = true}, "qwen2 with QKV bias");
-    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .biases = false}, "qwen2 without bias");
-    expect_runs(&(struct spec){.arch = "qwen3", .n_head = 4, .head_dim = 8}, "qwen3 head_dim*heads != n_embd");
-    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 8}, "llama head_dim*heads != n_embd");
-    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .rope_type = "yarn"}, "qwen2 yarn");
-    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .rope_type = "linear"}, "llama linear rope");
+    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .untied = true},
+                "llama untied");
+    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .biases = true},
+                "qwen2 with QKV bias");
+    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .biases = false},
+                "qwen2 without bias");
+    expect_runs(&(struct spec){.arch = "qwen3", .n_head = 4, .head_dim = 8},
+                "qwen3 head_dim*heads != n_embd");
+    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 8},
+                "llama head_dim*heads != n_embd");
+    expect_runs(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .rope_type = "yarn"},
+                "qwen2 yarn");
+    expect_runs(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .rope_type = "linear"},
+                "llama linear rope");
 
-    expect_refused(&(struct spec){.arch = "qwen2moe", .n_head = 2, .head_dim = 0}, RB_ERR_UNSUPPORTED, "mixture-of-experts");
-    expect_refused(&(struct spec){.arch = "llama", .n_head = 2, .head_dim = 0, .moe = true}, RB_ERR_UNSUPPORTED,
-                   "expert_count");
-    expect_refused(&(struct spec){.arch = "gemma2", .n_head = 2, .head_dim = 0}, RB_ERR_UNSUPPORTED, "'gemma2'");
-    expect_refused(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .extra_qnorm = true}, RB_ERR_UNSUPPORTED,
-                   "blk.0.attn_q_norm.weight");
-    expect_refused(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .drop_ffn_down = true}, RB_ERR_MODEL,
-                   "blk.0.ffn_down.weight");
-    expect_refused(&(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .rope_type = "longrope"}, RB_ERR_UNSUPPORTED,
-                   "longrope");
-    expect_refused(&(struct spec){.arch = "llama", .n_head = 3, .head_dim = 0}, RB_ERR_MODEL, "rope.dimension_count"); /* head 16/3 */
+    expect_refused(&(struct spec){.arch = "qwen2moe", .n_head = 2, .head_dim = 0},
+                   RB_ERR_UNSUPPORTED, "mixture-of-experts");
+    expect_refused(&(struct spec){.arch = "llama", .n_head = 2, .head_dim = 0, .moe = true},
+                   RB_ERR_UNSUPPORTED, "expert_count");
+    expect_refused(&(struct spec){.arch = "gemma2", .n_head = 2, .head_dim = 0}, RB_ERR_UNSUPPORTED,
+                   "'gemma2'");
+    expect_refused(&(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .extra_qnorm = true},
+                   RB_ERR_UNSUPPORTED, "blk.0.attn_q_norm.weight");
+    expect_refused(
+        &(struct spec){.arch = "llama", .n_head = 4, .head_dim = 0, .drop_ffn_down = true},
+        RB_ERR_MODEL, "blk.0.ffn_down.weight");
+    expect_refused(
+        &(struct spec){.arch = "qwen2", .n_head = 2, .head_dim = 0, .rope_type = "longrope"},
+        RB_ERR_UNSUPPORTED, "longrope");
+    expect_refused(&(struct spec){.arch = "llama", .n_head = 3, .head_dim = 0}, RB_ERR_MODEL,
+                   "rope.dimension_count"); /* head 16/3 */
     return check_finish();
 }

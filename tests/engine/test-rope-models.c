@@ -115,9 +115,9 @@ static void test_model(const char *src, const char *tag)
     copy_with(src, p_lin, &(struct extra){.type = "linear", .factor = 2.0f});
     copy_with(src, p_lin4, &(struct extra){.type = "linear", .factor = 4.0f});
     copy_with(src, p_yarn, &(struct extra){.type = "yarn", .factor = 4.0f, .orig = 64});
-    copy_with(src, p_yarn0,
-              &(struct extra){.type = "yarn", .factor = 4.0f, .has_ext = 1, .ext = 0.0f,
-                              .orig = 64});
+    copy_with(
+        src, p_yarn0,
+        &(struct extra){.type = "yarn", .factor = 4.0f, .has_ext = 1, .ext = 0.0f, .orig = 64});
     copy_with(src, p_bad, &(struct extra){.type = "longrope", .factor = 4.0f});
 
     struct loaded orig = load(src), lin = load(p_lin), lin4 = load(p_lin4), yarn = load(p_yarn),

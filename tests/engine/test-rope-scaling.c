@@ -8,9 +8,8 @@
 #include "rope-scaling.h"
 
 /* the published YaRN recipe, in double precision, for one pair */
-static void yarn_reference(int n_rot, double base, double factor, int n_ctx_orig,
-                           double beta_fast, double beta_slow, int pos, int pair, double *c,
-                           double *s)
+static void yarn_reference(int n_rot, double base, double factor, int n_ctx_orig, double beta_fast,
+                           double beta_slow, int pos, int pair, double *c, double *s)
 {
     const double pi = 3.14159265358979323846;
     const double inv_freq_extra = pow(base, -2.0 * pair / n_rot);
@@ -65,8 +64,8 @@ static void test_math(void)
                 yarn_reference(cfg[k].n_rot, cfg[k].base, cfg[k].factor, cfg[k].orig, 32.0, 1.0,
                                pos, p, &rc, &rs);
                 float c, s;
-                engine_rope(cfg[k].n_rot, cfg[k].base, 1.0f / cfg[k].factor, dims, 1.0f, 1.0f,
-                            pos, p, &c, &s);
+                engine_rope(cfg[k].n_rot, cfg[k].base, 1.0f / cfg[k].factor, dims, 1.0f, 1.0f, pos,
+                            p, &c, &s);
                 const double d = fmax(fabs(c - rc), fabs(s - rs));
                 /* float angles lose ~pos * 2^-24 rad; the rest must be exact math */
                 if (pos <= 64)
@@ -113,20 +112,19 @@ struct meta {
     float beta_fast;  /* 0: absent */
 };
 
-static enum rb_status load(const struct meta *mt, struct rb_rope_scaling *rs,
-                           struct rb_errmsg *err)
+static enum rb_status load(const struct meta *mt, struct rb_rope_scaling *rs, struct rb_errmsg *err)
 {
     struct rb_gguf_writer *w = NULL;
     REQUIRE(rb_gguf_writer_create(&w) == RB_OK);
     REQUIRE(rb_gguf_writer_set_str(w, "general.architecture", "qwen2", 5) == RB_OK);
     if (mt->type)
-        REQUIRE(rb_gguf_writer_set_str(w, "qwen2.rope.scaling.type", mt->type,
-                                       strlen(mt->type)) == RB_OK);
+        REQUIRE(rb_gguf_writer_set_str(w, "qwen2.rope.scaling.type", mt->type, strlen(mt->type)) ==
+                RB_OK);
     if (mt->factor)
         REQUIRE(rb_gguf_writer_set_f32(w, "qwen2.rope.scaling.factor", mt->factor) == RB_OK);
     if (mt->orig)
-        REQUIRE(rb_gguf_writer_set_u32(w, "qwen2.rope.scaling.original_context_length",
-                                       mt->orig) == RB_OK);
+        REQUIRE(rb_gguf_writer_set_u32(w, "qwen2.rope.scaling.original_context_length", mt->orig) ==
+                RB_OK);
     if (mt->attn)
         REQUIRE(rb_gguf_writer_set_f32(w, "qwen2.rope.scaling.attn_factor", mt->attn) == RB_OK);
     if (mt->beta_fast)

@@ -21,17 +21,33 @@ struct piece {
 };
 
 static const struct piece VOCAB[] = {
-    {"<pad>", 0, 3},        {"</s>", 0, 3},          {"<unk>", 0, 2},       /* 0-2 */
-    {SP, -2.0f, 1},         {SP "the", -3.0f, 1},    {"the", -4.0f, 1},     /* 3-5 */
-    {"t", -5.0f, 1},        {"h", -5.0f, 1},         {"e", -5.0f, 1},       /* 6-8 */
-    {SP "t", -4.5f, 1},     {"he", -4.0f, 1},        {"\xe4\xb8\xad", -6.0f, 1}, /* 9-11 中 */
-    {"\xe5\x9b\xbd", -6.0f, 1},                                           /* 12 国 */
-    {"\xe4\xb8\xad\xe5\x9b\xbd", -7.0f, 1},                               /* 13 中国 */
-    {"\xe4\xba\xba", -6.5f, 1},                                           /* 14 人 */
-    {"1", -3.0f, 1},        {"2", -3.0f, 1},         {"12", -5.5f, 1},      /* 15-17 */
-    {"3", -3.0f, 1},        {"123", -9.75f, 1},      {SP "1", -3.5f, 1},    /* 18-20 */
-    {"[U]", 0, 4},          {"a", -5.0f, 1},         {"b", -5.0f, 1},       /* 21-23 */
-    {"ab", -9.25f, 1},      {"<mask>", 0, 3},        {SP "a", -4.75f, 1},   /* 24-26 */
+    {"<pad>", 0, 3},
+    {"</s>", 0, 3},
+    {"<unk>", 0, 2}, /* 0-2 */
+    {SP, -2.0f, 1},
+    {SP "the", -3.0f, 1},
+    {"the", -4.0f, 1}, /* 3-5 */
+    {"t", -5.0f, 1},
+    {"h", -5.0f, 1},
+    {"e", -5.0f, 1}, /* 6-8 */
+    {SP "t", -4.5f, 1},
+    {"he", -4.0f, 1},
+    {"\xe4\xb8\xad", -6.0f, 1},             /* 9-11 中 */
+    {"\xe5\x9b\xbd", -6.0f, 1},             /* 12 国 */
+    {"\xe4\xb8\xad\xe5\x9b\xbd", -7.0f, 1}, /* 13 中国 */
+    {"\xe4\xba\xba", -6.5f, 1},             /* 14 人 */
+    {"1", -3.0f, 1},
+    {"2", -3.0f, 1},
+    {"12", -5.5f, 1}, /* 15-17 */
+    {"3", -3.0f, 1},
+    {"123", -9.75f, 1},
+    {SP "1", -3.5f, 1}, /* 18-20 */
+    {"[U]", 0, 4},
+    {"a", -5.0f, 1},
+    {"b", -5.0f, 1}, /* 21-23 */
+    {"ab", -9.25f, 1},
+    {"<mask>", 0, 3},
+    {SP "a", -4.75f, 1}, /* 24-26 */
 };
 #define NV (sizeof VOCAB / sizeof VOCAB[0])
 
@@ -134,15 +150,15 @@ static size_t build_charsmap(const struct kv *keys, int n, uint8_t *blob, size_t
 }
 
 static const struct kv CHARMAP[] = {
-    {"\xef\xbd\x94", "t"},                /* ｔ */
-    {"\xef\xbd\x88", "h"},                /* ｈ */
-    {"\xef\xbd\x94\xef\xbd\x88", "th"},   /* ｔｈ: longer key wins */
-    {"\xef\xbc\x91", "1"},                /* １ */
-    {"\xe2\x91\xa0", "1"},                /* ① */
-    {"\t", " "},                          /* tab -> space */
-    {"\xe2\x80\x8b", ""},                 /* zero-width space removed */
-    {"\xef\xac\x81", "fi"},               /* ﬁ ligature */
-    {"\xe3\x80\x80", " "},                /* ideographic space */
+    {"\xef\xbd\x94", "t"},              /* ｔ */
+    {"\xef\xbd\x88", "h"},              /* ｈ */
+    {"\xef\xbd\x94\xef\xbd\x88", "th"}, /* ｔｈ: longer key wins */
+    {"\xef\xbc\x91", "1"},              /* １ */
+    {"\xe2\x91\xa0", "1"},              /* ① */
+    {"\t", " "},                        /* tab -> space */
+    {"\xe2\x80\x8b", ""},               /* zero-width space removed */
+    {"\xef\xac\x81", "fi"},             /* ﬁ ligature */
+    {"\xe3\x80\x80", " "},              /* ideographic space */
 };
 #define NCM ((int)(sizeof CHARMAP / sizeof CHARMAP[0]))
 
@@ -196,12 +212,12 @@ static enum rb_status build(const struct opts *o, struct rb_engine_tokenizer **t
     REQUIRE(rb_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 2) == RB_OK);
     uint8_t blob[20000];
     if (o->raw_charsmap) {
-        REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap",
-                                       RB_GGUF_TYPE_UINT8, o->raw_charsmap, o->raw_len) == RB_OK);
+        REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", RB_GGUF_TYPE_UINT8,
+                                       o->raw_charsmap, o->raw_len) == RB_OK);
     } else if (o->charsmap) {
         size_t bl = build_charsmap(CHARMAP, NCM, blob, sizeof blob);
-        REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap",
-                                       RB_GGUF_TYPE_UINT8, blob, bl) == RB_OK);
+        REQUIRE(rb_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", RB_GGUF_TYPE_UINT8,
+                                       blob, bl) == RB_OK);
     }
     char path[600];
     snprintf(path, sizeof path, "%s/u%d.gguf", dir, file_no++);
@@ -281,14 +297,24 @@ static double brute(const char *s, size_t n)
 
 static void random_strings(void)
 {
-    static const char *alpha[] = {"t",  "h",  "e", " ", "1", "2", "3", "a", "b", "x",
-                                  "\xe4\xb8\xad", "\xe5\x9b\xbd", "\xe4\xba\xba", "\xe2\x82\xac"};
+    static const char *alpha[] = {"t",
+                                  "h",
+                                  "e",
+                                  " ",
+                                  "1",
+                                  "2",
+                                  "3",
+                                  "a",
+                                  "b",
+                                  "x",
+                                  "\xe4\xb8\xad",
+                                  "\xe5\x9b\xbd",
+                                  "\xe4\xba\xba",
+                                  "\xe2\x82\xac"};
     const int na = (int)(sizeof alpha / sizeof alpha[0]);
     struct rb__ugm_token ut[NV];
     for (size_t i = 0; i < NV; i++) {
-        static const uint8_t attr[] = {0,
-                                       RB_ENGINE_TOKEN_ATTR_NORMAL,
-                                       RB_ENGINE_TOKEN_ATTR_UNKNOWN,
+        static const uint8_t attr[] = {0, RB_ENGINE_TOKEN_ATTR_NORMAL, RB_ENGINE_TOKEN_ATTR_UNKNOWN,
                                        RB_ENGINE_TOKEN_ATTR_CONTROL,
                                        RB_ENGINE_TOKEN_ATTR_USER_DEFINED};
         ut[i] = (struct rb__ugm_token){VOCAB[i].text, (uint32_t)strlen(VOCAB[i].text),
@@ -379,15 +405,17 @@ int main(void)
     /* control tokens only with PARSE_SPECIAL */
     EXPECT(tok, "<mask>the", RB_ENGINE_TOKENIZE_PARSE_SPECIAL, 25, 4);
     /* charsmap: ｔｈe -> "the" (the two-character key is the longest match) */
-    EXPECT(tok, "\xef\xbd\x94\xef\xbd\x88"
-                "e",
+    EXPECT(tok,
+           "\xef\xbd\x94\xef\xbd\x88"
+           "e",
            0, 4);
     EXPECT(tok, "\xef\xbd\x94he", 0, 4);
     /* ① and １ -> 1; tab -> space; zero-width space dropped */
     EXPECT(tok, "\xe2\x91\xa0\xef\xbc\x91", 0, 20, 15);
     EXPECT(tok, "the\tthe", 0, 4, 4);
-    EXPECT(tok, "th\xe2\x80\x8b"
-                "e",
+    EXPECT(tok,
+           "th\xe2\x80\x8b"
+           "e",
            0, 4);
     {
         char *back = NULL;
@@ -495,10 +523,12 @@ int main(void)
 
     /* ---- duplicate pieces (the GGUF loader refuses them; the matcher must cope) */
     {
-        const struct rb__ugm_token dup[] = {
-            {"<unk>", 5, 0, RB_ENGINE_TOKEN_ATTR_UNKNOWN}, {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
-            {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},    {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
-            {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},   {"b", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL}};
+        const struct rb__ugm_token dup[] = {{"<unk>", 5, 0, RB_ENGINE_TOKEN_ATTR_UNKNOWN},
+                                            {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+                                            {"a", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+                                            {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+                                            {"ab", 2, -1, RB_ENGINE_TOKEN_ATTR_NORMAL},
+                                            {"b", 1, -1, RB_ENGINE_TOKEN_ATTR_NORMAL}};
         struct rb__ugm_options uo = {.unk = 0};
         struct rb__ugm *u = NULL;
         CHECK(rb__ugm_create(dup, 6, &uo, &u, &err) == RB_OK);
