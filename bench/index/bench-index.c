@@ -19,7 +19,9 @@
  *                    [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 0]
  *                    [--fts-chunks 100000] [--no-fts] [--no-vectors] [--dir DIR]
  *                    [--budget-ms 2] [--skip-hnsw] [--skip-ivf] [--skip-auto]
- *                    [--sweep 8,16,32,64,128]
+ *                    [--sweep 8,16,32,64,128] [--faiss-direct N]
+ * --faiss-direct N measures only the FAISS layer of the auto IVF at N vectors
+ * (no SQLite: for sizes where filling the database takes too long).
  * --nprobe 0 (default) uses the index's own choice (nlist/64 within 16..128).
  */
 #include <dirent.h>
@@ -27,6 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
+
+#include <faiss/c_api/Clustering_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/index_factory_c.h>
 
 #include "ragbox/index.h"
 
@@ -84,8 +94,9 @@ static struct {
     int skip_hnsw, skip_ivf, skip_auto;
     int sweep[16];
     int n_sweep;
+    long direct;
 } opt = {384, 200, 1000, 128, 0, 0.6, 2.0, 100000, 1, 1, "/tmp/ragbox-bench-index",
-         {100000, 1000000}, 2, 0, 0, 0, {0}, 0};
+         {100000, 1000000}, 2, 0, 0, 0, {0}, 0, 0};
 
 static struct rb_index *open_index_np(const char *dir, int nprobe);
 static struct rb_index *open_index(const char *dir)
@@ -332,6 +343,142 @@ static void bench_vectors(long n)
     free(q);
 }
 
+/* ------------------------------------------------------- FAISS layer only */
+
+/* The auto IVF of the index module built directly through the FAISS C API
+ * (same nlist rule, sample, spherical k-means, nprobe values), on the same
+ * synthetic data, without SQLite: what the vector leg costs at sizes where
+ * filling the database would take too long. Latency is one query on one thread. */
+static void bench_faiss_direct(long n)
+{
+    int dim = opt.dim;
+    float *centers = malloc(sizeof(float) * (size_t)opt.clusters * dim);
+    float *data = malloc(sizeof(float) * (size_t)n * dim);
+    float *q = malloc(sizeof(float) * (size_t)opt.queries * dim);
+    if (!centers || !data || !q)
+        exit(1);
+    for (size_t i = 0; i < (size_t)opt.clusters * dim; i++)
+        centers[i] = gauss() / sqrtf((float)dim);
+    float sigma = (float)opt.noise / sqrtf((float)dim);
+    for (long r = 0; r < n; r++) {
+        int c = (int)(rnext() % (uint64_t)opt.clusters);
+        for (int i = 0; i < dim; i++)
+            data[(size_t)r * dim + i] = centers[(size_t)c * dim + i] + sigma * gauss();
+        normalize(data + (size_t)r * dim, dim);
+    }
+    for (int r = 0; r < opt.queries; r++) {
+        int c = (int)(rnext() % (uint64_t)opt.clusters);
+        for (int i = 0; i < dim; i++)
+            q[(size_t)r * dim + i] = centers[(size_t)c * dim + i] + sigma * gauss();
+        normalize(q + (size_t)r * dim, dim);
+    }
+    /* nlist as the index module picks it (vectors.c rb__auto_nlist). */
+    double target = 4.0 * sqrt((double)n);
+    long nlist = 1;
+    while ((double)(nlist * 2) <= target)
+        nlist *= 2;
+    if (target > (double)nlist * M_SQRT2)
+        nlist *= 2;
+    while (nlist > 1 && nlist * 39 > n)
+        nlist /= 2;
+    if (nlist > 2048)
+        nlist = 2048;
+    long n_train = n < 100000 ? n : 100000;
+    if (n_train > 256 * nlist)
+        n_train = 256 * nlist;
+    printf("\n== FAISS layer only (no SQLite): %ld x %d, IVF%ld,Flat trained on %ld, "
+           "%d queries ==\n",
+           n, dim, nlist, n_train, opt.queries);
+    omp_set_num_threads(omp_get_num_procs());
+    /* Exact top 10 (batched, all cores). */
+    FaissIndex *flat = NULL;
+    int64_t *exact = malloc(sizeof(int64_t) * (size_t)opt.queries * 10);
+    float *dist = malloc(sizeof(float) * (size_t)opt.queries * 10);
+    double t0 = now_s();
+    if (faiss_index_factory(&flat, dim, "Flat", METRIC_INNER_PRODUCT) != 0 ||
+        faiss_Index_add(flat, n, data) != 0 ||
+        faiss_Index_search(flat, opt.queries, q, 10, dist, exact) != 0)
+        exit(1);
+    faiss_Index_free(flat);
+    printf("  exact top 10 by brute force: %.1f s\n", now_s() - t0);
+    char desc[64];
+    snprintf(desc, sizeof desc, "IVF%ld,Flat", nlist);
+    FaissIndex *ix = NULL;
+    if (faiss_index_factory(&ix, dim, desc, METRIC_INNER_PRODUCT) != 0)
+        exit(1);
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
+    /* Sample: every (n / n_train)-th row is as random as the generator. */
+    float *tx = malloc(sizeof(float) * (size_t)n_train * dim);
+    for (long i = 0; i < n_train; i++)
+        memcpy(tx + (size_t)i * dim, data + (size_t)(i * (n / n_train)) * dim,
+               sizeof(float) * dim);
+    t0 = now_s();
+    FaissClusteringParameters cp;
+    faiss_ClusteringParameters_init(&cp);
+    cp.niter = 10;
+    cp.spherical = 1;
+    cp.seed = 1234;
+    cp.max_points_per_centroid = 256;
+    FaissClustering *cl = NULL;
+    if (faiss_Clustering_new_with_params(&cl, dim, (int)nlist, &cp) != 0 ||
+        faiss_Clustering_train(cl, n_train, tx, faiss_IndexIVF_quantizer(ivf)) != 0 ||
+        faiss_Index_train(ix, n_train, tx) != 0)
+        exit(1);
+    faiss_Clustering_free(cl);
+    double t_train = now_s() - t0;
+    t0 = now_s();
+    int64_t *ids = malloc(sizeof(int64_t) * (size_t)n);
+    for (long i = 0; i < n; i++)
+        ids[i] = i;
+    for (long i = 0; i < n; i += 4096) {
+        long m = n - i < 4096 ? n - i : 4096;
+        if (faiss_Index_add_with_ids(ix, m, data + (size_t)i * dim, ids + i) != 0)
+            exit(1);
+    }
+    double t_add = now_s() - t0;
+    printf("  train %.1f s, add %.1f s (%.0f vectors/s), 2 threads\n", t_train, t_add,
+           (double)n / t_add);
+    omp_set_num_threads(1);
+    int probes[] = {16, 32, 64, 128};
+    double *lat = malloc(sizeof(double) * (size_t)opt.queries);
+    int64_t got[10];
+    float gd[10];
+    for (size_t p = 0; p < sizeof probes / sizeof *probes; p++) {
+        if (probes[p] > nlist)
+            break;
+        faiss_IndexIVF_set_nprobe(ivf, (size_t)probes[p]);
+        long found = 0;
+        for (int i = 0; i < opt.queries; i++) {
+            double t1 = now_s();
+            /* k = 40: the vector leg asks for k * overfetch candidates. */
+            float d40[40];
+            int64_t l40[40];
+            if (faiss_Index_search(ix, 1, q + (size_t)i * dim, 40, d40, l40) != 0)
+                exit(1);
+            lat[i] = (now_s() - t1) * 1e3;
+            memcpy(got, l40, sizeof got);
+            memcpy(gd, d40, sizeof gd);
+            for (int a = 0; a < 10; a++)
+                for (int b = 0; b < 10; b++)
+                    found += got[a] >= 0 && got[a] == exact[(size_t)i * 10 + b];
+        }
+        printf("  IVF%ld nprobe %3d%s: p50 %.3f ms  p95 %.3f ms  recall@10 %.4f\n", nlist,
+               probes[p], probes[p] == (nlist / 64 < 16 ? 16 : nlist / 64) ? " (auto)" : "",
+               pct(lat, (size_t)opt.queries, 0.5), pct(lat, (size_t)opt.queries, 0.95),
+               (double)found / (opt.queries * 10.0));
+        fflush(stdout);
+    }
+    faiss_Index_free(ix);
+    free(lat);
+    free(ids);
+    free(tx);
+    free(exact);
+    free(dist);
+    free(centers);
+    free(data);
+    free(q);
+}
+
 /* ------------------------------------------------------------------ FTS */
 
 static char **passages;
@@ -508,6 +655,9 @@ int main(int argc, char **argv)
             opt.skip_hnsw = 1; /* HNSW adds ~500 vectors/s here: 1 M takes over half an hour */
         } else if (strcmp(a, "--skip-ivf") == 0) {
             opt.skip_ivf = 1;
+        } else if (strcmp(a, "--faiss-direct") == 0 && v) {
+            opt.direct = strtol(v, NULL, 10);
+            i++;
         } else if (strcmp(a, "--skip-auto") == 0) {
             opt.skip_auto = 1;
         } else if (strcmp(a, "--sweep") == 0 && v) {
@@ -524,7 +674,7 @@ int main(int argc, char **argv)
                     "       [--clusters 1000] [--noise 0.6] [--ef 128] [--nprobe 0]\n"
                     "       [--budget-ms 2] [--fts-chunks 100000] [--no-fts] [--no-vectors]\n"
                     "       [--dir DIR] [--skip-hnsw] [--skip-ivf] [--skip-auto]\n"
-                    "       [--sweep 8,16,32,64,128]\n"
+                    "       [--sweep 8,16,32,64,128] [--faiss-direct N]\n"
                     "  --nprobe 0 = the index's choice; --sweep reopens the auto collection\n"
                     "  with each nprobe and measures it\n");
             return 2;
@@ -534,6 +684,10 @@ int main(int argc, char **argv)
         return 2;
     rb_log_init("bench-index", RB_LOG_WARN, false);
     printf("bench-index: data in %s\n", opt.dir);
+    if (opt.direct > 0) {
+        bench_faiss_direct(opt.direct);
+        return 0;
+    }
     if (opt.fts)
         bench_fts();
     if (opt.vectors)
