@@ -22,7 +22,7 @@
  *                    [--sweep 8,16,32,64,128] [--faiss-direct N]
  * --faiss-direct N measures only the FAISS layer of the auto IVF at N vectors
  * (no SQLite: for sizes where filling the database takes too long).
- * --nprobe 0 (default) uses the index's own choice (nlist/64 within 16..128).
+ * --nprobe 0 (default) uses the index's own choice (nlist/128 within 16..128).
  */
 #include <dirent.h>
 #include <math.h>
@@ -463,7 +463,7 @@ static void bench_faiss_direct(long n)
                     found += got[a] >= 0 && got[a] == exact[(size_t)i * 10 + b];
         }
         printf("  IVF%ld nprobe %3d%s: p50 %.3f ms  p95 %.3f ms  recall@10 %.4f\n", nlist,
-               probes[p], probes[p] == (nlist / 64 < 16 ? 16 : nlist / 64) ? " (auto)" : "",
+               probes[p], probes[p] == (nlist / 128 < 16 ? 16 : nlist / 128) ? " (auto)" : "",
                pct(lat, (size_t)opt.queries, 0.5), pct(lat, (size_t)opt.queries, 0.95),
                (double)found / (opt.queries * 10.0));
         fflush(stdout);
@@ -682,6 +682,7 @@ int main(int argc, char **argv)
     }
     if (opt.dim < 1 || opt.queries < 1 || opt.clusters < 1)
         return 2;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they come, also in a file */
     rb_log_init("bench-index", RB_LOG_WARN, false);
     printf("bench-index: data in %s\n", opt.dir);
     if (opt.direct > 0) {

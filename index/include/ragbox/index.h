@@ -80,7 +80,7 @@ struct rb_index_options {
                                        *   auto_ivf_threshold (20000: vectors at which an "auto"
                                        *   collection switches Flat -> IVF; see bench/index;
                                        *   the old name auto_hnsw_threshold is still read),
-                                       *   ivf_nprobe (0 = nlist/64 within 16..128),
+                                       *   ivf_nprobe (0 = nlist/128 within 16..128),
                                        *   ivf_train_max (100000: IVF training sample),
                                        *   hnsw_m (32), hnsw_ef_search (128),
                                        *   overfetch (4: candidates per leg = k * overfetch),
