@@ -52,9 +52,11 @@ static const char collection_create_help[] =
     "\n"
     "Options:\n"
     "  --dim N        vector dimension (default: fixed by the first vector added)\n"
-    "  --factory S    FAISS index: auto (default: flat, HNSW past\n"
-    "                 [index] auto_hnsw_threshold vectors), Flat, HNSW32,\n"
-    "                 HNSW32,Flat, IVF1024,Flat, ... (any FAISS factory string)\n"
+    "  --factory S    FAISS index: auto (default: Flat, then IVF-Flat from\n"
+    "                 [index] auto_ivf_threshold vectors, 20000, with about\n"
+    "                 4*sqrt(n) lists, retrained at flush as it grows), Flat,\n"
+    "                 HNSW32, HNSW32,Flat, IVF1024,Flat, ... (any FAISS\n"
+    "                 factory string)\n"
     "  --policy JSON  per-collection policy object (default {})\n"
     "  -h, --help     this help\n";
 
@@ -120,6 +122,7 @@ static void print_stats_json(struct rb_index_collection *list, size_t n)
         cJSON_AddNumberToObject(o, "dim", list[i].dim);
         cJSON_AddStringToObject(o, "factory", list[i].factory);
         cJSON_AddStringToObject(o, "index_type", list[i].index_type);
+        cJSON_AddStringToObject(o, "index_desc", list[i].index_desc);
         cJSON *pol = cJSON_Parse(list[i].policy_json);
         if (pol)
             cJSON_AddItemToObject(o, "policy", pol);
@@ -140,7 +143,7 @@ static const char collection_list_help[] =
     "Options:\n"
     "  --long      also document, chunk and vector counts, dimension and index type\n"
     "  --json      a JSON array of {collection, id, documents, chunks, vectors, dim,\n"
-    "              factory, index_type, policy}\n"
+    "              factory, index_type, index_desc, policy}\n"
     "  -h, --help  this help\n";
 
 static int list_or_stats(struct rb_cli *cli, int argc, char **argv, const char *cmd,
@@ -198,9 +201,10 @@ static int list_or_stats(struct rb_cli *cli, int argc, char **argv, const char *
             print_stats_json(list, k);
         else
             for (size_t i = 0; i < k; i++)
-                printf("%-24s documents %lld  chunks %lld  vectors %lld  dim %d  index %s\n",
+                printf("%-24s documents %lld  chunks %lld  vectors %lld  dim %d  index %s (%s)\n",
                        list[i].name, (long long)list[i].documents, (long long)list[i].chunks,
-                       (long long)list[i].vectors, list[i].dim, list[i].index_type);
+                       (long long)list[i].vectors, list[i].dim, list[i].index_type,
+                   list[i].index_desc);
     } else if (json) {
         print_stats_json(list, n);
     } else if (names_only) {
@@ -210,9 +214,10 @@ static int list_or_stats(struct rb_cli *cli, int argc, char **argv, const char *
         if (n == 0)
             printf("no collections\n");
         for (size_t i = 0; i < n; i++)
-            printf("%-24s documents %lld  chunks %lld  vectors %lld  dim %d  index %s\n",
+            printf("%-24s documents %lld  chunks %lld  vectors %lld  dim %d  index %s (%s)\n",
                    list[i].name, (long long)list[i].documents, (long long)list[i].chunks,
-                   (long long)list[i].vectors, list[i].dim, list[i].index_type);
+                   (long long)list[i].vectors, list[i].dim, list[i].index_type,
+                   list[i].index_desc);
     }
     rb_index_collection_list_free(list, n);
     rb_index_close(idx);
@@ -747,7 +752,7 @@ static const char index_stats_help[] =
     "Options:\n"
     "  --collection C  only this collection\n"
     "  --json          a JSON array of {collection, id, documents, chunks, vectors,\n"
-    "                  dim, factory, index_type, policy}\n"
+    "                  dim, factory, index_type, index_desc, policy}\n"
     "  -h, --help      this help\n";
 
 int rb_cmd_index_stats(struct rb_cli *cli, int argc, char **argv);

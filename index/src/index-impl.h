@@ -24,7 +24,11 @@ struct rb__vcoll {
     bool dirty;             /* differs from the file on disk */
     bool writing;           /* a writer of this handle is between commit and apply */
     int64_t train_at;       /* IVF asked for but too few vectors: rebuild at this many */
-    /* HNSW/IVF deletes (see vectors.c): deleted ids are tombstoned here,
+    bool native_ids;        /* faiss is an IndexIVF holding chunk ids itself (no IDMap2):
+                             * deletes remove ids directly */
+    int64_t nlist;          /* IVF lists of the loaded index, 0 for other kinds */
+    int nprobe;             /* IVF lists probed per query (set on load/build) */
+    /* IDMap2-over-HNSW/IVF deletes (see vectors.c): deleted ids are tombstoned here,
      * filtered out of results, and purged by a rebuild at flush. Open-addressing set. */
     int64_t *tomb;
     size_t tomb_cap, tomb_n;
@@ -39,8 +43,10 @@ struct rb_index {
     int rrf_k;
     double weight_keyword, weight_vector;
     double keyword_max_df; /* query terms in more than this fraction of passages are dropped */
-    int64_t auto_hnsw_threshold;
-    int hnsw_m, hnsw_ef_search, ivf_nprobe, overfetch;
+    int64_t auto_ivf_threshold; /* "auto" collections: Flat below, IVF from here */
+    int64_t ivf_train_max;      /* IVF training sample cap (vectors) */
+    int hnsw_m, hnsw_ef_search, overfetch;
+    int ivf_nprobe;             /* 0 = derived from nlist (see vectors.c) */
     int busy_timeout_ms;
 
     pthread_key_t err_key;       /* per-thread struct rb_errmsg */
@@ -114,6 +120,11 @@ RB_NODISCARD enum rb_status rb__vcoll_search(struct rb_index *idx, struct rb__vc
 bool rb__vcoll_tombstoned(const struct rb__vcoll *vc, int64_t id);
 char *rb__faiss_path(struct rb_index *idx, int64_t id);
 const char *rb__vkind_name(enum rb__vkind k);
+/* "IVF1024,Flat nprobe=16", "HNSW32,Flat efSearch=128", "Flat" or "none". Shared lock. Caller frees. */
+char *rb__vcoll_describe(struct rb_index *idx, const struct rb__vcoll *vc);
+/* The IVF list count an "auto" collection of n vectors gets, and the nprobe used with nlist lists. */
+int64_t rb__auto_nlist(int64_t n);
+int rb__ivf_nprobe(const struct rb_index *idx, int64_t nlist);
 /* L2-normalises v in place; false for a zero or non-finite vector. */
 bool rb__normalize(float *v, int dim);
 /* Checks the FAISS file of a collection against SQLite; appends problems. */

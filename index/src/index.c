@@ -239,10 +239,21 @@ static enum rb_status read_config(struct rb_index *idx, const struct rb_config *
         return st;                                                                                 \
     idx->field = v;
     INT_KEY("rrf_k", 60, 1, 100000, rrf_k)
-    INT_KEY("auto_hnsw_threshold", 20000, 1000, INT64_MAX / 2, auto_hnsw_threshold)
+    /* auto_hnsw_threshold is the old name (auto switched to HNSW then): still
+     * accepted, with a warning, when auto_ivf_threshold is not set. */
+    const char *legacy = rb_config_str(cfg, "index", "auto_hnsw_threshold", NULL);
+    bool has_new = rb_config_str(cfg, "index", "auto_ivf_threshold", NULL) != NULL;
+    if (legacy && !has_new) {
+        RB_WARN(RB_INDEX_LOG, "[index] auto_hnsw_threshold is obsolete: read as "
+                              "auto_ivf_threshold (\"auto\" collections now switch to IVF)");
+        INT_KEY("auto_hnsw_threshold", 20000, 1000, INT64_MAX / 2, auto_ivf_threshold)
+    } else {
+        INT_KEY("auto_ivf_threshold", 20000, 1000, INT64_MAX / 2, auto_ivf_threshold)
+    }
+    INT_KEY("ivf_train_max", 100000, 1000, 100000000, ivf_train_max)
     INT_KEY("hnsw_m", 32, 4, 128, hnsw_m)
     INT_KEY("hnsw_ef_search", 128, 8, 4096, hnsw_ef_search)
-    INT_KEY("ivf_nprobe", 16, 1, 65536, ivf_nprobe)
+    INT_KEY("ivf_nprobe", 0, 0, 65536, ivf_nprobe)
     INT_KEY("overfetch", 4, 1, 100, overfetch)
     INT_KEY("busy_timeout_ms", 10000, 0, 600000, busy_timeout_ms)
 #undef INT_KEY
@@ -533,6 +544,7 @@ void rb_index_collection_free(struct rb_index_collection *c)
     free(c->name);
     free(c->factory);
     free(c->index_type);
+    free(c->index_desc);
     free(c->policy_json);
     free(c);
 }
@@ -545,6 +557,7 @@ void rb_index_collection_list_free(struct rb_index_collection *list, size_t n)
         free(list[i].name);
         free(list[i].factory);
         free(list[i].index_type);
+        free(list[i].index_desc);
         free(list[i].policy_json);
     }
     free(list);
@@ -575,10 +588,12 @@ static enum rb_status coll_fill(struct rb_index *idx, sqlite3_stmt *s, struct rb
     int64_t nt = 0;
     if (vc && vc->loaded && vc->faiss)
         nt = rb__vcoll_ntotal(vc);
+    c->index_desc = vc && vc->loaded ? rb__vcoll_describe(idx, vc)
+                                     : rb_strdup(c->vectors ? "not loaded" : "none");
     pthread_rwlock_unlock(&idx->vlock);
     c->faiss_ntotal = nt;
     c->index_type = rb_strdup(vc && vc->loaded ? rb__vkind_name(kind) : (c->vectors ? "not loaded" : "none"));
-    if (!c->name || !c->factory || !c->policy_json || !c->index_type)
+    if (!c->name || !c->factory || !c->policy_json || !c->index_type || !c->index_desc)
         return RB_ERR_NOMEM;
     return RB_OK;
 }

@@ -1,13 +1,24 @@
 /* FAISS vector indexes: one per collection, a cache of the SQLite embeddings.
  *
- * Every index is IndexIDMap2 over Flat, HNSW or IVF with inner product on
- * L2-normalised vectors (cosine). Ids are chunk ids. FAISS 1.7.3 HNSW cannot
- * remove ids, and IDMap2 over IVF renumbers its id map on removal while the
- * IVF lists keep the old internal ids, so deletes from HNSW and IVF indexes are
- * tombstoned in memory and filtered from results; the next flush rebuilds the
- * index from SQLite before writing it, so a file on disk never holds deleted
- * vectors. Flat indexes remove ids directly. */
+ * Inner product on L2-normalised vectors (cosine); ids are chunk ids. Flat and
+ * HNSW indexes are IndexIDMap2 over the factory's index. IVF indexes
+ * ("IVF<nlist>,...") are a bare IndexIVF: IVF stores the ids in its lists
+ * itself and removes them in place (IDMap2 over IVF would renumber its id map
+ * on removal while the lists keep the old internal ids). FAISS 1.7.3 HNSW
+ * cannot remove ids, so deletes from HNSW (and from IDMap2-over-IVF files
+ * written by older versions) are tombstoned in memory and filtered from
+ * results; the next flush rebuilds the index from SQLite before writing it, so
+ * a file on disk never holds deleted vectors. Flat and IVF remove directly.
+ *
+ * "auto" collections are Flat below [index] auto_ivf_threshold vectors and
+ * IVF-Flat from there, with nlist = the power of two nearest 4*sqrt(n) (at most
+ * RB__NLIST_MAX = 2048, at least 39 training points per list), trained by spherical
+ * k-means on a random sample of at most max(ivf_train_max, 39*nlist) vectors.
+ * When a collection has grown (or shrunk) so that its nlist should at least
+ * double (halve twice), the next flush retrains and rebuilds it from SQLite;
+ * below half the threshold it goes back to Flat. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +28,9 @@
 #include <omp.h>
 
 #include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/Clustering_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
@@ -166,19 +180,56 @@ void rb__vcoll_forget(struct rb_index *idx, int64_t id)
 
 static enum rb__vkind kind_of(const char *inner)
 {
+    if (strncmp(inner, "IVF", 3) == 0 || strstr(inner, ",IVF")) /* also IVF<n>_HNSW32,... */
+        return RB__VKIND_IVF;
     if (strstr(inner, "HNSW"))
         return RB__VKIND_HNSW;
-    if (strstr(inner, "IVF"))
-        return RB__VKIND_IVF;
     return RB__VKIND_FLAT;
+}
+
+/* Largest nlist "auto" picks: 4*sqrt(n) reaches it at ~260 k vectors. Beyond,
+ * lists get longer: at 1 M, 2048 lists probed 32 at a time scan as many
+ * vectors as 4096 probed 64 at a time, with half the k-means and assignment
+ * work at (re)build (bench/index). */
+#define RB__NLIST_MAX 2048
+/* FAISS's own minimum of training points per centroid. */
+#define RB__MIN_PER_LIST 39
+
+int64_t rb__auto_nlist(int64_t n)
+{
+    double target = 4.0 * sqrt((double)(n > 0 ? n : 1));
+    int64_t p = 1;
+    while ((double)(p * 2) <= target)
+        p *= 2;
+    if (target > (double)p * M_SQRT2) /* nearest power of two on a log scale */
+        p *= 2;
+    while (p > 1 && p * RB__MIN_PER_LIST > n)
+        p /= 2;
+    return RB_MIN(p, RB__NLIST_MAX);
+}
+
+/* nprobe: [index] ivf_nprobe when set, else nlist/128 within [16, 128], i.e. 16
+ * for every nlist auto picks (bench/index at 1 M x 384, IVF2048: nprobe 16 gave
+ * recall@10 0.998-1.0 with p95 8.6 ms through the API on 2 cores; the scan cost
+ * grows linearly with nprobe, so 32 would leave the 10 ms budget). Explicit
+ * IVF factories with more lists get proportionally more probes. */
+int rb__ivf_nprobe(const struct rb_index *idx, int64_t nlist)
+{
+    int64_t p = idx->ivf_nprobe > 0 ? idx->ivf_nprobe : RB_MAX(16, RB_MIN(128, nlist / 128));
+    return (int)RB_MAX(1, RB_MIN(p, nlist > 0 ? nlist : p));
+}
+
+static bool is_auto(const char *factory)
+{
+    return !factory || strcmp(factory, "auto") == 0;
 }
 
 /* The inner factory string for a collection of n vectors. Caller frees. */
 static char *inner_factory(struct rb_index *idx, const char *factory, int64_t n)
 {
-    if (!factory || strcmp(factory, "auto") == 0) {
-        if (n >= idx->auto_hnsw_threshold)
-            return rb_asprintf("HNSW%d,Flat", idx->hnsw_m);
+    if (is_auto(factory)) {
+        if (n >= idx->auto_ivf_threshold)
+            return rb_asprintf("IVF%lld,Flat", (long long)rb__auto_nlist(n));
         return rb_strdup("Flat");
     }
     if (strncmp(factory, "IDMap2,", 7) == 0)
@@ -186,10 +237,13 @@ static char *inner_factory(struct rb_index *idx, const char *factory, int64_t n)
     return rb_strdup(factory);
 }
 
-static enum rb_status make_index(struct rb_index *idx, int dim, const char *inner, FaissIndex **out)
+/* IVF indexes hold the ids themselves; everything else is wrapped in IDMap2. */
+static enum rb_status make_index(struct rb_index *idx, int dim, const char *inner, FaissIndex **out,
+                                 bool *native)
 {
     *out = NULL;
-    char *desc = rb_asprintf("IDMap2,%s", inner);
+    *native = strncmp(inner, "IVF", 3) == 0;
+    char *desc = *native ? rb_strdup(inner) : rb_asprintf("IDMap2,%s", inner);
     if (!desc)
         return rb__err(idx, RB_ERR_NOMEM, "out of memory");
     FaissIndex *ix = NULL;
@@ -197,6 +251,10 @@ static enum rb_status make_index(struct rb_index *idx, int dim, const char *inne
     free(desc);
     if (rc != 0)
         return faiss_fail(idx, "FAISS index factory");
+    if (*native && !faiss_IndexIVF_cast(ix)) {
+        faiss_Index_free(ix);
+        return rb__err(idx, RB_ERR_INVALID, "'%s' is not an IVF index", inner);
+    }
     *out = ix;
     return RB_OK;
 }
@@ -214,7 +272,8 @@ enum rb_status rb__factory_check(struct rb_index *idx, const char *factory)
     char *inner = inner_factory(idx, factory, 0);
     if (!inner)
         return rb__err(idx, RB_ERR_NOMEM, "out of memory");
-    enum rb_status st = make_index(idx, 64, inner, &ix);
+    bool native;
+    enum rb_status st = make_index(idx, 64, inner, &ix, &native);
     free(inner);
     if (st != RB_OK)
         return rb__err(idx, RB_ERR_INVALID, "bad FAISS factory string '%s': %s", factory,
@@ -223,17 +282,34 @@ enum rb_status rb__factory_check(struct rb_index *idx, const char *factory)
     return RB_OK;
 }
 
-/* Search-time parameters (efSearch, nprobe); ParameterSpace looks through IDMap2. */
-static void set_params(struct rb_index *idx, FaissIndex *ix, enum rb__vkind kind)
+/* The IndexIVF inside ix (bare, or under IDMap2), NULL when there is none. */
+static FaissIndexIVF *ivf_of(FaissIndex *ix)
 {
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
+    if (!ivf) {
+        FaissIndexIDMap2 *map = faiss_IndexIDMap2_cast(ix);
+        if (map)
+            ivf = faiss_IndexIVF_cast(faiss_IndexIDMap2_sub_index(map));
+    }
+    return ivf;
+}
+
+/* Search-time parameters (efSearch, nprobe); ParameterSpace looks through IDMap2.
+ * Also records nlist/nprobe in vc. */
+static void set_params(struct rb_index *idx, struct rb__vcoll *vc, FaissIndex *ix,
+                       enum rb__vkind kind)
+{
+    FaissIndexIVF *ivf = ivf_of(ix);
+    vc->nlist = ivf ? (int64_t)faiss_IndexIVF_nlist(ivf) : 0;
+    vc->nprobe = ivf ? rb__ivf_nprobe(idx, vc->nlist) : 0;
     FaissParameterSpace *ps = NULL;
     if (faiss_ParameterSpace_new(&ps) != 0)
         return;
     int rc = 0;
     if (kind == RB__VKIND_HNSW)
         rc = faiss_ParameterSpace_set_index_parameter(ps, ix, "efSearch", idx->hnsw_ef_search);
-    else if (kind == RB__VKIND_IVF)
-        rc = faiss_ParameterSpace_set_index_parameter(ps, ix, "nprobe", idx->ivf_nprobe);
+    else if (ivf)
+        rc = faiss_ParameterSpace_set_index_parameter(ps, ix, "nprobe", vc->nprobe);
     if (rc != 0) {
         char copy[300];
         rb_strlcpy(copy, faiss_get_last_error() ? faiss_get_last_error() : "?", sizeof copy);
@@ -275,6 +351,12 @@ static enum rb_status coll_row(struct rb_index *idx, sqlite3 *db, int64_t cid, c
 
 /* ============================================================== rebuild */
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 #define ADD_BATCH 4096
 
 static enum rb_status load_rows(struct rb_index *idx, sqlite3_stmt *s, int dim, float *x,
@@ -304,6 +386,131 @@ static enum rb_status load_rows(struct rb_index *idx, sqlite3_stmt *s, int dim, 
     return RB_OK;
 }
 
+/* k-means iterations for an IVF quantizer (FAISS's default is 25; 10 is
+ * 2.5x cheaper, and the centroids only route queries: nprobe covers the rest). */
+#define RB__KMEANS_NITER 10
+
+/* A uniform random sample of up to max embeddings of collection cid, without
+ * replacement: the ids are read first (no blobs), n of them picked
+ * (deterministically per collection and size), then fetched in id order.
+ * *got may be below n when rows have bad sizes. */
+static enum rb_status sample_rows(struct rb_index *idx, sqlite3 *db, int64_t cid, int dim,
+                                  int64_t n, float *x, int64_t *got)
+{
+    *got = 0;
+    int64_t *all = NULL;
+    size_t n_all = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+    enum rb_status st = RB_OK;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM chunks WHERE collection_id=? AND embedding IS NOT NULL",
+                           -1, &s, NULL) != SQLITE_OK)
+        return rb__dberr(idx, db, "sample embeddings");
+    sqlite3_bind_int64(s, 1, cid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n_all == cap) {
+            cap = cap ? cap * 2 : 65536;
+            int64_t *p = realloc(all, cap * sizeof *p);
+            if (!p) {
+                st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            all = p;
+        }
+        all[n_all++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        st = rb__dberr(idx, db, "sample embeddings");
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    size_t want = (size_t)RB_MIN(n, (int64_t)n_all);
+    uint64_t r = 0x9E3779B97F4A7C15ull ^ ((uint64_t)cid * 0xBF58476D1CE4E5B9ull) ^ n_all;
+    for (size_t i = 0; i < want; i++) { /* partial Fisher-Yates */
+        r ^= r >> 12;
+        r ^= r << 25;
+        r ^= r >> 27;
+        size_t j = i + (size_t)((r * 2685821657736338717ull) % (uint64_t)(n_all - i));
+        int64_t t = all[i];
+        all[i] = all[j];
+        all[j] = t;
+    }
+    qsort(all, want, sizeof *all, cmp_i64);
+    if (sqlite3_prepare_v2(db, "SELECT embedding FROM chunks WHERE id=?", -1, &s, NULL) !=
+        SQLITE_OK) {
+        st = rb__dberr(idx, db, "sample embeddings");
+        goto out;
+    }
+    for (size_t i = 0; i < want; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, all[i]);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            continue;
+        if (rc != SQLITE_ROW) {
+            st = rb__dberr(idx, db, "sample embeddings");
+            goto out;
+        }
+        const void *blob = sqlite3_column_blob(s, 0);
+        if (!blob || sqlite3_column_bytes(s, 0) != dim * (int)sizeof(float))
+            continue; /* logged when the rows are added */
+        memcpy(x + (size_t)*got * (size_t)dim, blob, (size_t)dim * sizeof(float));
+        (*got)++;
+    }
+out:
+    sqlite3_finalize(s);
+    free(all);
+    return st;
+}
+
+/* Trains ix (an IVF index, possibly wrapped) on a random sample of the
+ * collection: at most min(256*nlist, max(ivf_train_max, 39*nlist)) vectors.
+ * A flat quantizer is trained here by spherical k-means (cosine centroids);
+ * anything else the index needs (e.g. PQ codebooks) by FAISS on the same sample. */
+static enum rb_status train_ivf(struct rb_index *idx, sqlite3 *db, int64_t cid, FaissIndex *ix,
+                                int dim, int64_t count, int64_t nlist)
+{
+    int64_t n_train = RB_MIN(count, RB_MIN(256 * nlist,
+                                           RB_MAX(idx->ivf_train_max, RB__MIN_PER_LIST * nlist)));
+    float *tx = rb_malloc_array((size_t)n_train * (size_t)dim, sizeof(float));
+    if (!tx)
+        return rb__err(idx, RB_ERR_NOMEM, "out of memory");
+    int64_t t0 = rb_time_mono_ns(), got = 0;
+    enum rb_status st = sample_rows(idx, db, cid, dim, n_train, tx, &got);
+    if (st == RB_OK && got < nlist)
+        st = rb__err(idx, RB_ERR_VECTOR, "%lld usable vectors are too few to train %lld lists",
+                     (long long)got, (long long)nlist);
+    FaissIndexIVF *ivf = st == RB_OK ? ivf_of(ix) : NULL;
+    FaissIndex *q = ivf ? faiss_IndexIVF_quantizer(ivf) : NULL;
+    if (q && faiss_IndexFlat_cast(q) && faiss_Index_ntotal(q) == 0 &&
+        (int64_t)faiss_IndexIVF_nlist(ivf) == nlist) {
+        FaissClusteringParameters cp;
+        faiss_ClusteringParameters_init(&cp);
+        cp.niter = RB__KMEANS_NITER;
+        cp.spherical = 1;
+        cp.seed = 1234;
+        cp.min_points_per_centroid = (int)RB_MIN(RB__MIN_PER_LIST, got / nlist);
+        cp.max_points_per_centroid = 256;
+        FaissClustering *cl = NULL;
+        if (faiss_Clustering_new_with_params(&cl, dim, (int)nlist, &cp) != 0 ||
+            faiss_Clustering_train(cl, (idx_t)got, tx, q) != 0)
+            st = faiss_fail(idx, "FAISS k-means");
+        faiss_Clustering_free(cl);
+    }
+    /* With the quantizer holding nlist centroids this only marks the IVF trained. */
+    if (st == RB_OK && faiss_Index_train(ix, (idx_t)got, tx) != 0)
+        st = faiss_fail(idx, "FAISS train");
+    if (st == RB_OK)
+        RB_INFO(RB_INDEX_LOG, "collection %lld: IVF of %lld lists trained on %lld of %lld vectors "
+                              "in %.1f s",
+                (long long)cid, (long long)nlist, (long long)got, (long long)count,
+                (double)(rb_time_mono_ns() - t0) / 1e9);
+    free(tx);
+    return st;
+}
+
 enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__vcoll *vc,
                                  int64_t gen)
 {
@@ -317,6 +524,9 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         faiss_Index_free((FaissIndex *)vc->faiss);
     vc->faiss = NULL;
     vc->kind = RB__VKIND_NONE;
+    vc->native_ids = false;
+    vc->nlist = 0;
+    vc->nprobe = 0;
     vc->dim = dim;
     tomb_clear(vc);
     if (count == 0 || dim <= 0) {
@@ -351,7 +561,8 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         }
     }
     FaissIndex *ix = NULL;
-    st = make_index(idx, dim, inner, &ix);
+    bool native = false;
+    st = make_index(idx, dim, inner, &ix, &native);
     if (st != RB_OK) {
         free(inner);
         return st;
@@ -364,32 +575,8 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         goto out;
     }
     if (kind == RB__VKIND_IVF) {
-        /* Train on a random sample (at most 256 points per list, FAISS's own cap). */
         long nlist = strtol(strstr(inner, "IVF") + 3, NULL, 10);
-        int64_t n_train = RB_MIN(count, (int64_t)nlist * 64);
-        float *tx = rb_malloc_array((size_t)n_train * (size_t)dim, sizeof(float));
-        int64_t *tid = rb_malloc_array((size_t)n_train, sizeof(int64_t));
-        size_t got = 0;
-        bool done;
-        if (!tx || !tid)
-            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
-        if (st == RB_OK &&
-            sqlite3_prepare_v2(db,
-                               "SELECT id, embedding FROM chunks WHERE collection_id=? AND "
-                               "embedding IS NOT NULL ORDER BY random() LIMIT ?",
-                               -1, &s, NULL) != SQLITE_OK)
-            st = rb__dberr(idx, db, "sample embeddings");
-        if (st == RB_OK) {
-            sqlite3_bind_int64(s, 1, vc->id);
-            sqlite3_bind_int64(s, 2, n_train);
-            st = load_rows(idx, s, dim, tx, tid, (size_t)n_train, &got, &done);
-        }
-        sqlite3_finalize(s);
-        s = NULL;
-        if (st == RB_OK && faiss_Index_train(ix, (idx_t)got, tx) != 0)
-            st = faiss_fail(idx, "FAISS train");
-        free(tx);
-        free(tid);
+        st = train_ivf(idx, db, vc->id, ix, dim, count, nlist);
         if (st != RB_OK)
             goto out;
     }
@@ -414,15 +601,16 @@ enum rb_status rb__vcoll_rebuild(struct rb_index *idx, sqlite3 *db, struct rb__v
         if (done)
             break;
     }
-    set_params(idx, ix, kind);
+    set_params(idx, vc, ix, kind);
     vc->faiss = ix;
     ix = NULL;
     vc->kind = kind;
+    vc->native_ids = native;
     vc->loaded = true;
     vc->generation = gen;
     vc->dirty = true;
-    RB_INFO(RB_INDEX_LOG, "collection %lld: %s index of %lld vectors built in %.1f s",
-            (long long)vc->id, rb__vkind_name(kind), (long long)rb__vcoll_ntotal(vc),
+    RB_INFO(RB_INDEX_LOG, "collection %lld: %s index (%s) of %lld vectors built in %.1f s",
+            (long long)vc->id, rb__vkind_name(kind), inner, (long long)rb__vcoll_ntotal(vc),
             (double)(rb_time_mono_ns() - t0) / 1e9);
 out:
     sqlite3_finalize(s);
@@ -493,7 +681,7 @@ static enum rb_status try_load(struct rb_index *idx, sqlite3 *db, struct rb__vco
             RB_WARN(RB_INDEX_LOG, "%s: %s", path, copy);
             *why = "unreadable";
         } else if (faiss_Index_d(ix) != dim || faiss_Index_ntotal(ix) != count ||
-                   !faiss_IndexIDMap2_cast(ix)) {
+                   (!faiss_IndexIDMap2_cast(ix) && !faiss_IndexIVF_cast(ix))) {
             *why = "does not match the database";
             faiss_Index_free(ix);
             ix = NULL;
@@ -517,11 +705,15 @@ static enum rb_status try_load(struct rb_index *idx, sqlite3 *db, struct rb__vco
         }
         sqlite3_finalize(s);
     }
-    set_params(idx, ix, kind);
+    bool native = faiss_IndexIVF_cast(ix) != NULL;
+    if (native)
+        kind = RB__VKIND_IVF;
+    set_params(idx, vc, ix, kind);
     if (vc->faiss)
         faiss_Index_free((FaissIndex *)vc->faiss);
     vc->faiss = ix;
     vc->kind = kind;
+    vc->native_ids = native;
     vc->dim = dim;
     vc->loaded = true;
     vc->generation = gen;
@@ -543,6 +735,8 @@ enum rb_status rb__vcoll_ensure(struct rb_index *idx, sqlite3 *db, struct rb__vc
             faiss_Index_free((FaissIndex *)vc->faiss);
         vc->faiss = NULL;
         vc->kind = RB__VKIND_NONE;
+        vc->native_ids = false;
+        vc->nlist = 0;
         vc->dim = dim;
         vc->loaded = true;
         vc->dirty = vc->generation != gen;
@@ -566,9 +760,10 @@ enum rb_status rb__vcoll_apply(struct rb_index *idx, sqlite3 *db, struct rb__vco
                                const int64_t *del_ids, size_t n_del, int64_t gen)
 {
     if (n_del && vc->faiss) {
-        /* HNSW cannot remove; IVF can, but IndexIDMap2 then renumbers ids the IVF
-         * lists do not, so both are tombstoned and purged by a rebuild at flush. */
-        if (vc->kind == RB__VKIND_HNSW || vc->kind == RB__VKIND_IVF) {
+        /* HNSW cannot remove; IDMap2 over IVF (older files) renumbers ids the IVF
+         * lists do not: both are tombstoned and purged by a rebuild at flush.
+         * Flat (under IDMap2) and bare IVF remove the ids themselves. */
+        if (!vc->native_ids && (vc->kind == RB__VKIND_HNSW || vc->kind == RB__VKIND_IVF)) {
             for (size_t i = 0; i < n_del; i++)
                 if (!tomb_add(vc, del_ids[i]))
                     return rb__err(idx, RB_ERR_NOMEM, "out of memory");
@@ -603,6 +798,8 @@ enum rb_status rb__vcoll_apply(struct rb_index *idx, sqlite3 *db, struct rb__vco
         faiss_Index_free((FaissIndex *)vc->faiss); /* everything deleted */
         vc->faiss = NULL;
         vc->kind = RB__VKIND_NONE;
+        vc->native_ids = false;
+        vc->nlist = 0;
         tomb_clear(vc);
     }
     vc->generation = gen;
@@ -653,6 +850,68 @@ enum rb_status rb__vcoll_search(struct rb_index *idx, struct rb__vcoll *vc, cons
 
 /* ================================================================ persist */
 
+static enum rb_status coll_factory(struct rb_index *idx, sqlite3 *db, int64_t cid, char **out)
+{
+    sqlite3_stmt *s;
+    *out = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT factory FROM collections WHERE id=?", -1, &s, NULL) !=
+        SQLITE_OK)
+        return rb__dberr(idx, db, "read collection");
+    sqlite3_bind_int64(s, 1, cid);
+    enum rb_status st = RB_OK;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = rb_strdup((const char *)sqlite3_column_text(s, 0));
+        if (!*out)
+            st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        st = rb__err(idx, RB_ERR_NOT_FOUND, "no collection with id %lld", (long long)cid);
+    } else {
+        st = rb__dberr(idx, db, "read collection");
+    }
+    sqlite3_finalize(s);
+    return st;
+}
+
+/* Why an "auto" collection of n vectors needs another index now, or NULL.
+ * Hysteresis: IVF stays down to half the threshold, and nlist changes only
+ * when the size calls for at least twice (or a quarter of) the lists. */
+static const char *auto_rebuild_reason(struct rb_index *idx, const struct rb__vcoll *vc,
+                                       int64_t n)
+{
+    int64_t thr = idx->auto_ivf_threshold;
+    if (vc->kind == RB__VKIND_IVF && vc->native_ids && vc->nlist > 0) {
+        if (n < thr / 2)
+            return "below half of auto_ivf_threshold: back to Flat";
+        int64_t want = rb__auto_nlist(n);
+        if (want >= 2 * vc->nlist)
+            return "grown: retraining the IVF with more lists";
+        if (want * 4 <= vc->nlist)
+            return "shrunk: retraining the IVF with fewer lists";
+        return NULL;
+    }
+    if (n >= thr)
+        return "reached auto_ivf_threshold: switching to IVF";
+    if (vc->kind != RB__VKIND_FLAT)
+        return "below auto_ivf_threshold: switching to Flat";
+    return NULL;
+}
+
+char *rb__vcoll_describe(struct rb_index *idx, const struct rb__vcoll *vc)
+{
+    if (!vc || !vc->loaded || !vc->faiss)
+        return rb_strdup("none");
+    switch (vc->kind) {
+    case RB__VKIND_IVF:
+        return rb_asprintf("IVF%lld nprobe=%d%s", (long long)vc->nlist, vc->nprobe,
+                           vc->native_ids ? "" : " (IDMap2)");
+    case RB__VKIND_HNSW:
+        return rb_asprintf("HNSW efSearch=%d", idx->hnsw_ef_search);
+    default:
+        return rb_strdup("Flat");
+    }
+}
+
 enum rb_status rb__vcoll_persist(struct rb_index *idx, struct rb__vcoll *vc)
 {
     sqlite3 *db = idx->db_write;
@@ -666,19 +925,21 @@ enum rb_status rb__vcoll_persist(struct rb_index *idx, struct rb__vcoll *vc)
         st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (vc->faiss && (vc->tomb_n || vc->kind == RB__VKIND_FLAT)) {
-        /* Purge HNSW tombstones; switch an auto collection past the threshold. */
-        char *factory = NULL;
-        int dim;
-        int64_t count;
-        st = coll_row(idx, db, vc->id, &factory, &dim, &count);
-        if (st != RB_OK)
-            goto out;
-        char *inner = inner_factory(idx, factory, count);
-        free(factory);
-        bool switch_kind = inner && kind_of(inner) != vc->kind;
-        free(inner);
-        if (vc->tomb_n || switch_kind) {
+    if (vc->faiss) {
+        /* Purge tombstones; resize an auto collection (Flat <-> IVF, nlist). */
+        const char *why = vc->tomb_n ? "purging deleted vectors" : NULL;
+        if (!why) {
+            char *factory = NULL;
+            st = coll_factory(idx, db, vc->id, &factory);
+            if (st != RB_OK)
+                goto out;
+            if (is_auto(factory))
+                why = auto_rebuild_reason(idx, vc, rb__vcoll_ntotal(vc));
+            free(factory);
+        }
+        if (why) {
+            RB_INFO(RB_INDEX_LOG, "collection %lld (%s, %lld vectors): %s", (long long)vc->id,
+                    rb__vkind_name(vc->kind), (long long)rb__vcoll_ntotal(vc), why);
             st = rb__vcoll_rebuild(idx, db, vc, vc->generation);
             if (st != RB_OK)
                 goto out;
@@ -903,11 +1164,6 @@ enum rb_status rb__problem_add(char ***problems, size_t *n, size_t *cap, const c
     return RB_OK;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 enum rb_status rb__vcoll_verify_file(struct rb_index *idx, sqlite3 *db, int64_t cid,
                                      const char *name, char ***problems, size_t *n, size_t *cap)
@@ -997,20 +1253,39 @@ enum rb_status rb__vcoll_verify_file(struct rb_index *idx, sqlite3 *db, int64_t 
         PROBLEM("collection %s: FAISS holds %lld vectors, SQLite %zu chunks with embeddings", name,
                 (long long)faiss_Index_ntotal(ix), n_ids);
     FaissIndexIDMap2 *map = faiss_IndexIDMap2_cast(ix);
-    if (!map) {
-        PROBLEM("collection %s: FAISS file is not an IDMap2 index", name);
+    FaissIndexIVF *ivf = map ? NULL : faiss_IndexIVF_cast(ix);
+    if (!map && !ivf) {
+        PROBLEM("collection %s: FAISS file is neither an IDMap2 nor an IVF index", name);
         goto out;
     }
-    idx_t *fids;
-    size_t fn;
-    faiss_IndexIDMap2_id_map(map, &fids, &fn);
+    size_t fn = (size_t)faiss_Index_ntotal(ix);
     int64_t *sorted = rb_malloc_array(fn ? fn : 1, sizeof(int64_t));
     if (!sorted) {
         st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < fn; i++)
-        sorted[i] = fids[i];
+    if (map) {
+        idx_t *fids;
+        size_t mn;
+        faiss_IndexIDMap2_id_map(map, &fids, &mn);
+        fn = RB_MIN(fn, mn);
+        for (size_t i = 0; i < fn; i++)
+            sorted[i] = fids[i];
+    } else {
+        /* An IVF holds the ids in its lists: gather them (their total is ntotal). */
+        size_t nlist = faiss_IndexIVF_nlist(ivf), at = 0;
+        for (size_t l = 0; l < nlist; l++) {
+            size_t ln = faiss_IndexIVF_get_list_size(ivf, l);
+            if (at + ln > fn) {
+                free(sorted);
+                PROBLEM("collection %s: FAISS IVF lists hold more ids than its ntotal", name);
+                goto out;
+            }
+            faiss_IndexIVF_invlists_get_ids(ivf, l, (idx_t *)sorted + at);
+            at += ln;
+        }
+        fn = at;
+    }
     qsort(sorted, fn, sizeof *sorted, cmp_i64);
     size_t i = 0, j = 0, missing = 0, extra = 0;
     while (i < n_ids || j < fn) {

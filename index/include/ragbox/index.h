@@ -77,9 +77,12 @@ struct rb_index_options {
     const struct rb_config *config;   /* may be NULL (defaults); borrowed, must outlive the
                                        * handle. Keys, section [index]:
                                        *   rrf_k (60), weight_keyword (1.0), weight_vector (1.0),
-                                       *   auto_hnsw_threshold (vectors at which an "auto"
-                                       *   collection switches Flat -> HNSW; see bench/index),
-                                       *   hnsw_m (32), hnsw_ef_search (128), ivf_nprobe (16),
+                                       *   auto_ivf_threshold (20000: vectors at which an "auto"
+                                       *   collection switches Flat -> IVF; see bench/index;
+                                       *   the old name auto_hnsw_threshold is still read),
+                                       *   ivf_nprobe (0 = nlist/128 within 16..128),
+                                       *   ivf_train_max (100000: IVF training sample),
+                                       *   hnsw_m (32), hnsw_ef_search (128),
                                        *   overfetch (4: candidates per leg = k * overfetch),
                                        *   keyword_max_df (0.05: query terms found in more
                                        *   than this fraction of passages are dropped, in
@@ -110,7 +113,10 @@ struct rb_index_collection_options {
     int dim;                 /* vector dimension; 0 = fixed by the first vector added */
     const char *factory;     /* FAISS factory string or NULL/"auto": "Flat", "HNSW32",
                               * "HNSW32,Flat", "IVF1024,Flat"... ("IDMap2," is added).
-                              * auto = Flat, switching to HNSW past auto_hnsw_threshold */
+                              * auto = Flat, then IVF-Flat from auto_ivf_threshold vectors
+                              * with nlist ~ 4*sqrt(n) (a power of two, <= 2048),
+                              * retrained at flush when the size calls for twice
+                              * (or a quarter of) the lists */
     const char *policy_json; /* per-collection policy (a JSON object, opaque to the index,
                               * read by answer/web); NULL = "{}" */
 };
@@ -121,6 +127,8 @@ struct rb_index_collection {
     int dim;               /* 0 while no vector has been added */
     char *factory;         /* as configured ("auto" by default) */
     char *index_type;      /* what is in use now: "none", "flat", "hnsw", "ivf" */
+    char *index_desc;      /* its parameters: "Flat", "IVF1024 nprobe=16", "HNSW efSearch=128",
+                            * "none", "not loaded" */
     char *policy_json;
     int64_t created_us;
     int64_t documents;     /* documents in SQLite */
