@@ -126,7 +126,7 @@ RB_DEQ_BLOCKS(deq_q5_k, struct rb_block_q5_k, rb_dequant_q5_k, RB_QBK)
 RB_DEQ_BLOCKS(deq_q6_k, struct rb_block_q6_k, rb_dequant_q6_k, RB_QBK)
 
 #define OPS(t, at, bl, wb, abl, ab, q, d, dq)                                                      \
-    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL}
+    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL, NULL}
 static const struct rb_type_ops scalar_ops[] = {
     OPS(F32, F32, 1, 4, 1, 4, act_f32, dot_f32, deq_f32),
     OPS(F16, F16, 1, 2, 1, 2, act_f16, dot_f16, deq_f16),
@@ -201,6 +201,7 @@ static void init_ops(void)
             rb_vec_dot_fn f = rb__avx512_vec_dot(scalar_ops[i].type);
             if (f)
                 level_ops[2][i].vec_dot = f;
+            level_ops[2][i].gemm = rb__avx512_gemm(scalar_ops[i].type);
         }
     }
 }
@@ -276,6 +277,11 @@ double rb__now(void)
  * the job and waits only for the workers inside. fn/ctx are written only while the
  * job is closed and empty, and published by the release store that reopens it. */
 #define POOL_CLOSED (1 << 30)
+struct rb_scratch {
+    void *p;
+    size_t cap;
+    char pad[64 - sizeof(void *) - sizeof(size_t)]; /* one cache line per slot */
+};
 struct rb_pool {
     int n;
     pthread_t *threads;
@@ -286,6 +292,7 @@ struct rb_pool {
     atomic_bool stop;
     rb_pool_fn fn;
     void *ctx;
+    struct rb_scratch *scratch; /* n + 1 slots */
 };
 
 struct rb_worker_arg {
@@ -359,7 +366,10 @@ enum rb_status rb__pool_create(int n_threads, struct rb_pool **out)
     atomic_init(&p->state, POOL_CLOSED);
     atomic_init(&p->stop, false);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
-    if (!p->threads) {
+    p->scratch = calloc((size_t)n_threads + 1, sizeof *p->scratch);
+    if (!p->threads || !p->scratch) {
+        free(p->threads);
+        free(p->scratch);
         free(p);
         return RB_ERR_NOMEM;
     }
@@ -392,8 +402,28 @@ void rb__pool_free(struct rb_pool *p)
         pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    for (int i = 0; i <= p->n; i++)
+        free(p->scratch[i].p);
+    free(p->scratch);
     free(p->threads);
     free(p);
+}
+
+void *rb__pool_scratch(struct rb_pool *p, int ith, size_t bytes)
+{
+    if (!p || ith < 0 || ith > p->n)
+        return NULL;
+    struct rb_scratch *s = &p->scratch[ith];
+    if (s->cap < bytes) {
+        free(s->p);
+        s->cap = 0;
+        const size_t want = (bytes + 4095) & ~(size_t)4095;
+        s->p = aligned_alloc(64, want);
+        if (!s->p)
+            return NULL;
+        s->cap = want;
+    }
+    return s->p;
 }
 
 int rb__pool_size(const struct rb_pool *p)
@@ -472,6 +502,35 @@ static void matmul_rows(const struct matmul_job *j, int64_t r0, int64_t r1)
     }
 }
 
+struct gemm_job {
+    struct rb_pool *pool;
+    const struct rb_type_ops *ops;
+    struct rb_gemm_args a;
+    const void *aux;
+    size_t panel_bytes;
+    struct matmul_job *rows; /* fallback when a thread's scratch cannot be allocated */
+    atomic_llong next;       /* next unclaimed panel */
+};
+
+static void gemm_worker(void *ctx, int ith, int nth)
+{
+    (void)nth;
+    struct gemm_job *j = ctx;
+    const struct rb_gemm_ops *g = j->ops->gemm;
+    void *scratch = rb__pool_scratch(j->pool, ith, j->panel_bytes);
+    const int64_t n_panels = (j->a.n_rows + g->rows - 1) / g->rows;
+    for (;;) {
+        const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (p >= n_panels)
+            return;
+        const int64_t r0 = p * g->rows;
+        if (scratch)
+            g->panel(j->ops->type, &j->a, j->aux, r0, scratch);
+        else
+            matmul_rows(j->rows, r0, r0 + g->rows < j->a.n_rows ? r0 + g->rows : j->a.n_rows);
+    }
+}
+
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     (void)ith;
@@ -493,6 +552,21 @@ void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void 
 {
     struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
                            out_stride, n_rows, 0};
+    const struct rb_gemm_ops *g = ops->gemm;
+    if (g && pool && n_tok >= RB_GEMM_MIN_TOK && g->fits(ops->type, n_cols, w_row_bytes)) {
+        const int nth = rb__pool_size(pool);
+        void *aux = rb__pool_scratch(pool, nth, g->aux_bytes(ops->type, n_cols, n_tok));
+        if (aux) {
+            struct gemm_job gj = {pool, ops,
+                                  {W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
+                                   out_stride},
+                                  aux, g->panel_bytes(ops->type, n_cols), &j, 0};
+            g->prep(ops->type, &gj.a, aux);
+            atomic_init(&gj.next, 0);
+            rb__pool_run(pool, gemm_worker, &gj);
+            return;
+        }
+    }
     if ((int64_t)n_tok * n_rows * n_cols < 16384 || rb__pool_size(pool) == 1) {
         matmul_rows(&j, 0, n_rows);
         return;

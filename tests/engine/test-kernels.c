@@ -38,6 +38,112 @@ static void quantize_weights(uint32_t type, const float *x, void *out, int n)
     }
 }
 
+static uint64_t row_bytes_of(uint32_t t, int64_t n)
+{
+    uint64_t rb = 0;
+    return rb_ggml_row_size(t, (uint64_t)n, &rb) ? rb : 0;
+}
+
+/* The tiled matrix-matrix path (rb__matmul with n_tok >= RB_GEMM_MIN_TOK) at every SIMD
+ * level against the scalar reference row by row, on sizes that are not multiples of the
+ * tile (rows, tokens) with K of several blocks, threaded and not. */
+static void test_gemm(void)
+{
+    const uint32_t types[] = {RB_GGML_TYPE_Q8_0, RB_GGML_TYPE_Q4_0, RB_GGML_TYPE_Q5_0,
+                              RB_GGML_TYPE_Q4_K, RB_GGML_TYPE_Q5_K, RB_GGML_TYPE_Q6_K,
+                              RB_GGML_TYPE_F16,  RB_GGML_TYPE_Q4_1, RB_GGML_TYPE_BF16,
+                              RB_GGML_TYPE_F32};
+    struct rb_pool *pools[2] = {NULL, NULL};
+    CHECK(rb__pool_create(1, &pools[0]) == RB_OK);
+    CHECK(rb__pool_create(2, &pools[1]) == RB_OK);
+    const int shapes[][3] = {/* rows, tokens, blocks of K */
+                             {37, 13, 3}, {16, 8, 1}, {5, 6, 2}, {70, 29, 5}, {33, 1, 2}};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const struct rb_type_ops *sc = rb__type_ops_at(t, RB_SIMD_SCALAR);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int R = shapes[si][0], T = shapes[si][1];
+            const int64_t K = (int64_t)shapes[si][2] * (sc->blck == 1 ? 46 : sc->blck);
+            const uint64_t wrow = row_bytes_of(t, K);
+            uint8_t *W = malloc((size_t)wrow * R);
+            float *x = malloc(sizeof(float) * (size_t)K * (R > T ? R : T));
+            float *deq = malloc(sizeof(float) * (size_t)K);
+            uint8_t *aq = malloc((size_t)T * (size_t)K * 4 + 64);
+            float *ref = malloc(sizeof(float) * (size_t)T * R);
+            float *aref = malloc(sizeof(float) * (size_t)T * R);
+            float *out = malloc(sizeof(float) * (size_t)T * (R + 3));
+            for (int r = 0; r < R; r++) {
+                for (int64_t i = 0; i < K; i++)
+                    x[i] = frand() * (1 + (r % 5)) * 0.1f + (r % 3 == 0 ? 0.05f : 0.0f);
+                quantize_weights(t, x, W + (size_t)r * wrow, (int)K);
+            }
+            const size_t arow = rb__act_row_bytes(sc, K);
+            for (int tk = 0; tk < T; tk++) {
+                for (int64_t i = 0; i < K; i++)
+                    x[i] = frand() * (tk % 4 == 1 ? 5.0f : 1.0f) + (tk % 3 == 0 ? 0.3f : 0.0f);
+                sc->quantize_act(x, aq + (size_t)tk * arow, K);
+            }
+            for (int tk = 0; tk < T; tk++)
+                for (int r = 0; r < R; r++) {
+                    ref[tk * R + r] = sc->vec_dot(K, W + (size_t)r * wrow, aq + (size_t)tk * arow);
+                    /* scale of the sum for the tolerance: sum |w| |a| */
+                    sc->dequant_row(W + (size_t)r * wrow, deq, K);
+                    double s = 0;
+                    if (t == RB_GGML_TYPE_F32) {
+                        for (int64_t i = 0; i < K; i++)
+                            s += fabs(deq[i] * ((const float *)(aq + (size_t)tk * arow))[i]);
+                    } else {
+                        for (int64_t i = 0; i < K; i++)
+                            s += fabs(deq[i]);
+                        s *= 5.0 * 1.3; /* |a| < 5.3 */
+                    }
+                    aref[tk * R + r] = (float)s;
+                }
+            for (int lv = RB_SIMD_SCALAR; lv <= (int)rb__simd_supported(); lv++) {
+                const struct rb_type_ops *o = rb__type_ops_at(t, (enum rb_simd)lv);
+                for (int pi = 0; pi < 2; pi++) {
+                    /* out_stride wider than R: the kernel must write only its rows */
+                    const int64_t os = R + 3;
+                    for (int i = 0; i < T * (R + 3); i++)
+                        out[i] = 12345.0f;
+                    rb__matmul(pools[pi], o, W, wrow, R, K, aq, arow, T, out, os);
+                    int bad = 0;
+                    for (int tk = 0; tk < T && !bad; tk++) {
+                        for (int r = 0; r < R && !bad; r++) {
+                            const float got = out[tk * os + r], want = ref[tk * R + r];
+                            if (!(fabsf(got - want) <= 2e-5f * aref[tk * R + r] + 1e-5f)) {
+                                CHECK_MSG(0, "gemm %s %s %d thr %dx%dx%lld: [%d][%d] %g vs %g",
+                                          rb_ggml_type_name(t), rb__simd_name((enum rb_simd)lv),
+                                          pi + 1, R, T, (long long)K, tk, r, got, want);
+                                bad = 1;
+                            }
+                        }
+                        for (int r = R; r < R + 3 && !bad; r++)
+                            if (out[tk * os + r] != 12345.0f) {
+                                CHECK_MSG(0, "gemm %s wrote past its rows", rb_ggml_type_name(t));
+                                bad = 1;
+                            }
+                    }
+                }
+            }
+            free(W);
+            free(x);
+            free(deq);
+            free(aq);
+            free(ref);
+            free(aref);
+            free(out);
+        }
+        /* the tiled kernel is there where the CPU has it */
+        if (rb__simd_supported() == RB_SIMD_AVX512 && __builtin_cpu_supports("avx512vnni") &&
+            t != RB_GGML_TYPE_Q4_1 && t != RB_GGML_TYPE_BF16 && t != RB_GGML_TYPE_F32)
+            CHECK_MSG(rb__type_ops_at(t, RB_SIMD_AVX512)->gemm != NULL, "%s has no tiled kernel",
+                      rb_ggml_type_name(t));
+    }
+    rb__pool_free(pools[0]);
+    rb__pool_free(pools[1]);
+}
+
 int main(void)
 {
     /* fp16 / bf16 conversions */
@@ -148,5 +254,6 @@ int main(void)
             out2[t * R + r] = o->vec_dot(C, W + r * wrow, aqs + t * arow);
     CHECK(memcmp(out1, out2, sizeof out1) == 0);
     rb__pool_free(pool);
+    test_gemm();
     return check_finish();
 }
