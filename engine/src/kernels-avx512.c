@@ -74,6 +74,95 @@ static TGT float avx512_dot_q8_0(int64_t n, const void *w, const void *a)
     return s;
 }
 
+/* ---- attention over an F16 KV cache (hd a multiple of 16) */
+
+/* 16 vectors -> one vector of their 16 horizontal sums (lane i = sum of v[i]) */
+static inline TGT __m512 reduce16(const __m512 *vin)
+{
+    /* the tree below leaves vector L + 4e at lane 4L + e: feed it transposed */
+    __m512 v[16];
+    for (int k = 0; k < 16; k++)
+        v[k] = vin[4 * (k % 4) + k / 4];
+    /* pairwise: step 1 combines 256-bit halves, then 128, 64, 32 */
+    __m512 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) {
+        const __m512 lo = _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44); /* v0.lo256 v1.lo256 */
+        const __m512 hi = _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE);
+        a[i] = _mm512_add_ps(lo, hi); /* lanes 0-7: v[2i] partial, 8-15: v[2i+1] partial */
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512 lo = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88); /* 128-bit 0,2 | 0,2 */
+        const __m512 hi = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD); /* 1,3 | 1,3 */
+        b[i] = _mm512_add_ps(lo, hi);
+        /* 128-bit lane L of b[i]: (vector 4i + (L&1) + 2*(L>>1)... ) partial sums of 4 */
+    }
+    for (int i = 0; i < 2; i++) {
+        const __m512 lo = _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44);
+        const __m512 hi = _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE);
+        c[i] = _mm512_add_ps(lo, hi);
+    }
+    const __m512 lo = _mm512_shuffle_ps(c[0], c[1], 0x88);
+    const __m512 hi = _mm512_shuffle_ps(c[0], c[1], 0xDD);
+    return _mm512_add_ps(lo, hi);
+}
+
+static TGT void avx512_attn_scores(const float *q, const rb_half *k, size_t stride, int n, int hd,
+                                   float scale, float *out)
+{
+    __m512 qv[16];
+    const int nv = hd / 16;
+    for (int i = 0; i < nv; i++)
+        qv[i] = _mm512_loadu_ps(q + 16 * i);
+    int p = 0;
+    for (; p + 16 <= n; p += 16) {
+        __m512 acc[16];
+        for (int r = 0; r < 16; r++) {
+            const rb_half *kr = k + (size_t)(p + r) * stride;
+            __m512 s = _mm512_mul_ps(qv[0], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)kr)));
+            for (int i = 1; i < nv; i++)
+                s = _mm512_fmadd_ps(qv[i],
+                                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + 16 * i))), s);
+            acc[r] = s;
+        }
+        _mm512_storeu_ps(out + p, _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(scale)));
+    }
+    for (; p < n; p++) {
+        const rb_half *kr = k + (size_t)p * stride;
+        __m512 s = _mm512_setzero_ps();
+        for (int i = 0; i < nv; i++)
+            s = _mm512_fmadd_ps(qv[i], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + 16 * i))), s);
+        out[p] = _mm512_reduce_add_ps(s) * scale;
+    }
+}
+
+static TGT void avx512_attn_values(const float *w, const rb_half *v, size_t stride, int n, int hd,
+                                   float *acc)
+{
+    for (int i0 = 0; i0 < hd; i0 += 64) { /* 4 accumulators of 16 per pass */
+        const int nv = (hd - i0) / 16 < 4 ? (hd - i0) / 16 : 4;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                       _mm512_setzero_ps()};
+        for (int p = 0; p < n; p++) {
+            const __m512 wp = _mm512_set1_ps(w[p]);
+            const rb_half *vr = v + (size_t)p * stride + i0;
+            for (int i = 0; i < nv; i++)
+                a[i] = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vr + 16 * i))),
+                                       a[i]);
+        }
+        for (int i = 0; i < nv; i++)
+            _mm512_storeu_ps(acc + i0 + 16 * i, a[i]);
+    }
+}
+
+rb_attn_scores_fn rb__avx512_attn_scores(void)
+{
+    return avx512_attn_scores;
+}
+rb_attn_values_fn rb__avx512_attn_values(void)
+{
+    return avx512_attn_values;
+}
+
 rb_vec_dot_fn rb__avx512_vec_dot(uint32_t type)
 {
     if (!__builtin_cpu_supports("avx512dq"))
@@ -89,6 +178,14 @@ rb_vec_dot_fn rb__avx512_vec_dot(uint32_t type)
 rb_vec_dot_fn rb__avx512_vec_dot(uint32_t type)
 {
     (void)type;
+    return NULL;
+}
+rb_attn_scores_fn rb__avx512_attn_scores(void)
+{
+    return NULL;
+}
+rb_attn_values_fn rb__avx512_attn_values(void)
+{
     return NULL;
 }
 #endif

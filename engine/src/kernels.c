@@ -157,6 +157,37 @@ void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
         y[i] += a * rb_fp16_to_fp32(x[i]);
 }
 
+static rb_attn_scores_fn g_attn_scores_simd;
+static rb_attn_values_fn g_attn_values_simd;
+
+void rb__attn_scores_f16(const float *q, const uint16_t *k, size_t stride, int n, int hd,
+                         float scale, float *out)
+{
+    if (g_attn_scores_simd && g_level >= RB_SIMD_AVX512 && hd % 16 == 0 && hd <= 256) {
+        g_attn_scores_simd(q, k, stride, n, hd, scale, out);
+        return;
+    }
+    /* the row dot of the level in use, on the F16-rounded query */
+    const struct rb_type_ops *f16 = rb__type_ops(RB_GGML_TYPE_F16);
+    rb_half qh[1024];
+    for (int i = 0; i < hd && i < 1024; i++)
+        qh[i] = rb_fp32_to_fp16(q[i]);
+    for (int p = 0; p < n; p++)
+        out[p] = f16->vec_dot(hd, k + (size_t)p * stride, qh) * scale;
+}
+
+void rb__attn_values_f16(const float *w, const uint16_t *v, size_t stride, int n, int hd,
+                         float *acc)
+{
+    if (g_attn_values_simd && g_level >= RB_SIMD_AVX512 && hd % 16 == 0) {
+        g_attn_values_simd(w, v, stride, n, hd, acc);
+        return;
+    }
+    memset(acc, 0, (size_t)hd * sizeof(float));
+    for (int p = 0; p < n; p++)
+        rb__axpy_f16(acc, w[p], v + (size_t)p * stride, hd);
+}
+
 static void init_ops(void)
 {
     g_supported = RB_SIMD_SCALAR;
@@ -172,6 +203,10 @@ static void init_ops(void)
     g_level = g_supported;
     if (g_supported >= RB_SIMD_AVX2)
         g_axpy_f16_simd = rb__avx2_axpy_f16();
+    if (g_supported >= RB_SIMD_AVX512 && __builtin_cpu_supports("avx512dq")) {
+        g_attn_scores_simd = rb__avx512_attn_scores();
+        g_attn_values_simd = rb__avx512_attn_values();
+    }
     const char *env = getenv("RAGBOX_SIMD");
     if (env) {
         enum rb_simd want = g_supported;

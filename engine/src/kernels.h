@@ -94,6 +94,19 @@ const struct rb_gemm_ops *rb__avx512_gemm(uint32_t type);
 rb_axpy_f16_fn rb__avx2_axpy_f16(void);
 /* y[i] += a * x[i], x F16 (best SIMD level in use) */
 void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n);
+/* Attention over an F16 KV cache: out[p] = scale * (q . K[p]) for p < n (K rows `stride`
+ * elements apart; q holds F16-rounded values, as the reference computes the K dot), and
+ * acc[0..hd) = sum_p w[p] * V[p] (acc overwritten). Best SIMD level in use. */
+typedef void (*rb_attn_scores_fn)(const float *q, const uint16_t *k, size_t stride, int n, int hd,
+                                  float scale, float *out);
+typedef void (*rb_attn_values_fn)(const float *w, const uint16_t *v, size_t stride, int n, int hd,
+                                  float *acc);
+rb_attn_scores_fn rb__avx512_attn_scores(void);
+rb_attn_values_fn rb__avx512_attn_values(void);
+void rb__attn_scores_f16(const float *q, const uint16_t *k, size_t stride, int n, int hd,
+                         float scale, float *out);
+void rb__attn_values_f16(const float *w, const uint16_t *v, size_t stride, int n, int hd,
+                         float *acc);
 /* Float helpers used by attention and norms. */
 float rb__dot_f32(const float *a, const float *b, int64_t n);
 /* y[i] += a * x[i] */

@@ -535,9 +535,7 @@ static void attn_worker(void *ctx, int ith, int nth)
     const int n = j->b ? j->b->n : j->n_keys_enc;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = m->ws->scores + (size_t)ith * m->ws->cap_keys;
-    rb_half *qh = m->ws->qh + (size_t)ith * hd;
     float *acc = m->ws->vacc + (size_t)ith * hd;
-    const struct rb_type_ops *f16 = rb__type_ops(RB_GGML_TYPE_F16);
     const struct rb_type_ops *f32 = rb__type_ops(RB_GGML_TYPE_F32);
     (void)nth;
     for (;;) {
@@ -553,10 +551,10 @@ static void attn_worker(void *ctx, int ith, int nth)
             n_keys = j->b->pos[t] + 1;
             const size_t base = (size_t)j->il * kv->n_ctx * kvd + (size_t)kh * hd;
             /* Q is rounded to F16 for the K dot, as the reference computes it */
+            float qf[1024];
             for (int i = 0; i < hd; i++)
-                qh[i] = rb_fp32_to_fp16(q[i]);
-            for (int p = 0; p < n_keys; p++)
-                sc[p] = f16->vec_dot(hd, kv->k + base + (size_t)p * kvd, qh) * scale;
+                qf[i] = rb_fp16_to_fp32(rb_fp32_to_fp16(q[i]));
+            rb__attn_scores_f16(qf, kv->k + base, (size_t)kvd, n_keys, hd, scale, sc);
         } else {
             n_keys = m->causal ? t + 1 : j->n_keys_enc;
             for (int p = 0; p < n_keys; p++)
@@ -576,7 +574,8 @@ static void attn_worker(void *ctx, int ith, int nth)
             const struct rb__kv *kv = j->b->kv[t];
             const size_t base = (size_t)j->il * kv->n_ctx * kvd + (size_t)kh * hd;
             for (int p = 0; p < n_keys; p++)
-                rb__axpy_f16(acc, sc[p] * inv, kv->v + base + (size_t)p * kvd, hd);
+                sc[p] *= inv;
+            rb__attn_values_f16(sc, kv->v + base, (size_t)kvd, n_keys, hd, acc);
         } else {
             for (int p = 0; p < n_keys; p++)
                 rb__axpy_f32(acc, sc[p] * inv, j->vf + (size_t)p * kvd + (size_t)kh * hd, hd);

@@ -144,6 +144,48 @@ static void test_gemm(void)
     rb__pool_free(pools[1]);
 }
 
+/* Attention helpers over an F16 cache vs a double-precision reference, at every level
+ * (RAGBOX_SIMD is read once, so only the level in use is exercised here: the CI machine
+ * and the sanitizer build cover it) on key counts that are not multiples of 16. */
+static void test_attn(void)
+{
+    enum { HD = 64, STRIDE = 80, NMAX = 53 };
+    static rb_half K[NMAX * STRIDE], V[NMAX * STRIDE];
+    float q[HD], sc[NMAX], w[NMAX], acc[HD];
+    for (int i = 0; i < NMAX * STRIDE; i++) {
+        K[i] = rb_fp32_to_fp16(frand());
+        V[i] = rb_fp32_to_fp16(frand());
+    }
+    for (int i = 0; i < HD; i++)
+        q[i] = rb_fp16_to_fp32(rb_fp32_to_fp16(frand() * 2));
+    const int ns[] = {1, 15, 16, 17, 33, 53};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int n = ns[k];
+        rb__attn_scores_f16(q, K, STRIDE, n, HD, 0.125f, sc);
+        for (int p = 0; p < n; p++) {
+            double s = 0, a = 0;
+            for (int i = 0; i < HD; i++) {
+                s += (double)q[i] * rb_fp16_to_fp32(K[p * STRIDE + i]);
+                a += fabs((double)q[i] * rb_fp16_to_fp32(K[p * STRIDE + i]));
+            }
+            CHECK_MSG(fabs(sc[p] - 0.125 * s) <= 1e-6 * a + 1e-7, "scores n=%d [%d] %g vs %g", n,
+                      p, sc[p], 0.125 * s);
+        }
+        for (int p = 0; p < n; p++)
+            w[p] = frand();
+        rb__attn_values_f16(w, V, STRIDE, n, HD, acc);
+        for (int i = 0; i < HD; i++) {
+            double s = 0, a = 0;
+            for (int p = 0; p < n; p++) {
+                s += (double)w[p] * rb_fp16_to_fp32(V[p * STRIDE + i]);
+                a += fabs((double)w[p] * rb_fp16_to_fp32(V[p * STRIDE + i]));
+            }
+            CHECK_MSG(fabs(acc[i] - s) <= 1e-6 * a + 1e-7, "values n=%d [%d] %g vs %g", n, i,
+                      acc[i], s);
+        }
+    }
+}
+
 int main(void)
 {
     /* fp16 / bf16 conversions */
@@ -255,5 +297,6 @@ int main(void)
     CHECK(memcmp(out1, out2, sizeof out1) == 0);
     rb__pool_free(pool);
     test_gemm();
+    test_attn();
     return check_finish();
 }
