@@ -291,10 +291,16 @@ int main(void)
     rb__matmul(pool, o, W, wrow, R, C, aqs, arow, T, out1, R);
     for (int rep = 0; rep < 50; rep++)
         rb__matmul(pool, o, W, wrow, R, C, aqs, arow, T, out1, R);
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++)
-            out2[t * R + r] = o->vec_dot(C, W + r * wrow, aqs + t * arow);
+    /* the same computation without threads (row path: dot4 for full groups of four
+     * tokens, vec_dot for the rest) gives the same bits */
+    rb__matmul(NULL, o, W, wrow, R, C, aqs, arow, T, out2, R);
     CHECK(memcmp(out1, out2, sizeof out1) == 0);
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const float s1 = o->vec_dot(C, W + r * wrow, aqs + t * arow);
+            CHECK_MSG(fabsf(out1[t * R + r] - s1) <= 1e-5f * fabsf(s1) + 1e-4f,
+                      "matmul [%d][%d] %g vs vec_dot %g", t, r, out1[t * R + r], s1);
+        }
     rb__pool_free(pool);
     test_gemm();
     test_attn();
