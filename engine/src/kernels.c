@@ -537,78 +537,109 @@ static void matmul_rows(const struct matmul_job *j, int64_t r0, int64_t r1)
     }
 }
 
-struct gemm_job {
+/* Several matmuls in one pool job (one wake-up and one barrier instead of one each):
+ * the units (tiled panels or row chunks) of all of them are numbered in one sequence
+ * and claimed dynamically. */
+#define MM_MAX 4
+struct multi_job {
     struct rb_pool *pool;
-    const struct rb_type_ops *ops;
-    struct rb_gemm_args a;
-    const void *aux;
-    size_t panel_bytes;
-    struct matmul_job *rows; /* fallback when a thread's scratch cannot be allocated */
-    atomic_llong next;       /* next unclaimed panel */
+    int n;
+    struct matmul_job rows[MM_MAX]; /* row path (and the fallback of the tiled one) */
+    struct rb_gemm_args ga[MM_MAX];
+    const void *aux[MM_MAX];        /* NULL: row path */
+    int64_t unit_rows[MM_MAX];
+    int64_t first[MM_MAX + 1];      /* index of each matmul's first unit */
+    size_t panel_bytes;             /* largest tiled panel */
+    atomic_llong next;
 };
 
-static void gemm_worker(void *ctx, int ith, int nth)
+static void multi_worker(void *ctx, int ith, int nth)
 {
     (void)nth;
-    struct gemm_job *j = ctx;
-    const struct rb_gemm_ops *g = j->ops->gemm;
-    void *scratch = rb__pool_scratch(j->pool, ith, j->panel_bytes);
-    const int64_t n_panels = (j->a.n_rows + g->rows - 1) / g->rows;
+    struct multi_job *j = ctx;
+    void *scratch = j->panel_bytes ? rb__pool_scratch(j->pool, ith, j->panel_bytes) : NULL;
     for (;;) {
-        const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (p >= n_panels)
+        const int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->first[j->n])
             return;
-        const int64_t r0 = p * g->rows;
-        if (scratch)
-            g->panel(j->ops->type, &j->a, j->aux, r0, scratch);
+        int m = 0;
+        while (u >= j->first[m + 1])
+            m++;
+        const struct matmul_job *rj = &j->rows[m];
+        const int64_t r0 = (u - j->first[m]) * j->unit_rows[m];
+        const int64_t r1 = r0 + j->unit_rows[m] < rj->n_rows ? r0 + j->unit_rows[m] : rj->n_rows;
+        if (j->aux[m] && scratch)
+            rj->ops->gemm->panel(rj->ops->type, &j->ga[m], j->aux[m], r0, scratch);
         else
-            matmul_rows(j->rows, r0, r0 + g->rows < j->a.n_rows ? r0 + g->rows : j->a.n_rows);
+            matmul_rows(rj, r0, r1);
     }
 }
 
-static void matmul_worker(void *ctx, int ith, int nth)
+void rb__matmul_multi(struct rb_pool *pool, int n, const struct rb_matmul_desc *d)
 {
-    (void)ith;
-    (void)nth;
-    struct matmul_job *j = ctx;
-    /* rows are claimed in chunks: a thread that was descheduled (shared cores) or is
-     * slower simply claims fewer; results do not depend on who computes a row */
-    for (;;) {
-        const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (r0 >= j->n_rows)
-            return;
-        matmul_rows(j, r0, r0 + j->chunk < j->n_rows ? r0 + j->chunk : j->n_rows);
+    if (n > MM_MAX) {
+        for (int i = 0; i < n; i += MM_MAX)
+            rb__matmul_multi(pool, n - i < MM_MAX ? n - i : MM_MAX, d + i);
+        return;
     }
+    struct multi_job j;
+    memset(&j, 0, sizeof j);
+    j.pool = pool;
+    j.n = n;
+    const int nth = rb__pool_size(pool);
+    double work = 0;
+    size_t aux_total = 0;
+    bool tiled[MM_MAX] = {false};
+    for (int i = 0; i < n; i++) {
+        const struct rb_matmul_desc *x = &d[i];
+        const struct matmul_job rj = {x->ops, x->W, x->w_row_bytes, x->n_rows, x->n_cols,
+                                      x->act, x->act_stride, x->n_tok, x->out, x->out_stride,
+                                      x->n_rows, 0};
+        j.rows[i] = rj;
+        work += (double)x->n_tok * (double)x->n_rows * (double)x->n_cols;
+        const struct rb_gemm_ops *g = x->ops->gemm;
+        tiled[i] = g && pool && x->n_tok >= RB_GEMM_MIN_TOK &&
+                   g->fits(x->ops->type, x->n_cols, x->w_row_bytes);
+        if (tiled[i])
+            aux_total += (g->aux_bytes(x->ops->type, x->n_cols, x->n_tok) + 63) & ~(size_t)63;
+    }
+    uint8_t *aux = aux_total ? rb__pool_scratch(pool, nth, aux_total) : NULL;
+    if (!pool || (work < 16384 && !aux)) {
+        for (int i = 0; i < n; i++)
+            matmul_rows(&j.rows[i], 0, j.rows[i].n_rows);
+        return;
+    }
+    size_t aoff = 0;
+    for (int i = 0; i < n; i++) {
+        const struct rb_matmul_desc *x = &d[i];
+        const struct rb_gemm_ops *g = x->ops->gemm;
+        if (tiled[i] && aux) {
+            const struct rb_gemm_args ga = {x->W, x->w_row_bytes, x->n_rows, x->n_cols,
+                                            x->act, x->act_stride, x->n_tok, x->out,
+                                            x->out_stride};
+            j.ga[i] = ga;
+            j.aux[i] = aux + aoff;
+            g->prep(x->ops->type, &j.ga[i], aux + aoff);
+            aoff += (g->aux_bytes(x->ops->type, x->n_cols, x->n_tok) + 63) & ~(size_t)63;
+            j.unit_rows[i] = g->rows;
+            const size_t pb = g->panel_bytes(x->ops->type, x->n_cols);
+            j.panel_bytes = pb > j.panel_bytes ? pb : j.panel_bytes;
+        } else {
+            /* about 8 chunks per thread over all the matmuls, multiples of 16 rows */
+            const int64_t per = x->n_rows / (8 * nth);
+            j.unit_rows[i] = nth == 1 ? x->n_rows : per < 16 ? 16 : (per + 15) / 16 * 16;
+        }
+        j.first[i + 1] = j.first[i] + (x->n_rows + j.unit_rows[i] - 1) / j.unit_rows[i];
+    }
+    atomic_init(&j.next, 0);
+    rb__pool_run(pool, multi_worker, &j);
 }
 
 void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void *W,
                 size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                 size_t act_stride, int n_tok, float *out, int64_t out_stride)
 {
-    struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
-                           out_stride, n_rows, 0};
-    const struct rb_gemm_ops *g = ops->gemm;
-    if (g && pool && n_tok >= RB_GEMM_MIN_TOK && g->fits(ops->type, n_cols, w_row_bytes)) {
-        const int nth = rb__pool_size(pool);
-        void *aux = rb__pool_scratch(pool, nth, g->aux_bytes(ops->type, n_cols, n_tok));
-        if (aux) {
-            struct gemm_job gj = {pool, ops,
-                                  {W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
-                                   out_stride},
-                                  aux, g->panel_bytes(ops->type, n_cols), &j, 0};
-            g->prep(ops->type, &gj.a, aux);
-            atomic_init(&gj.next, 0);
-            rb__pool_run(pool, gemm_worker, &gj);
-            return;
-        }
-    }
-    if ((int64_t)n_tok * n_rows * n_cols < 16384 || rb__pool_size(pool) == 1) {
-        matmul_rows(&j, 0, n_rows);
-        return;
-    }
-    /* about 8 chunks per thread, multiples of 16 rows */
-    const int64_t per = n_rows / (8 * rb__pool_size(pool));
-    j.chunk = per < 16 ? 16 : (per + 15) / 16 * 16;
-    atomic_init(&j.next, 0);
-    rb__pool_run(pool, matmul_worker, &j);
+    const struct rb_matmul_desc d = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride,
+                                     n_tok, out, out_stride};
+    rb__matmul_multi(pool, 1, &d);
 }

@@ -141,6 +141,21 @@ void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void 
                 size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                 size_t act_stride, int n_tok, float *out, int64_t out_stride);
 
+/* Several matmuls run as one pool job (e.g. Q, K and V of a layer): same results as
+ * calling rb__matmul on each. */
+struct rb_matmul_desc {
+    const struct rb_type_ops *ops;
+    const void *W;
+    size_t w_row_bytes;
+    int64_t n_rows, n_cols;
+    const void *act;
+    size_t act_stride;
+    int n_tok;
+    float *out;
+    int64_t out_stride;
+};
+void rb__matmul_multi(struct rb_pool *pool, int n, const struct rb_matmul_desc *d);
+
 /* Current time in seconds (monotonic). */
 double rb__now(void);
 
