@@ -39,6 +39,7 @@ pkgs=(
   libmagic-dev                                 # content-type sniffing
   libcmark-gfm-dev libcmark-gfm-extensions-dev # Markdown (CommonMark + GFM tables) for ingest
   libxlsxwriter-dev                            # answer: batch Q&A results as XLSX
+  sentencepiece                                # tests only: spm_train/spm_encode as the reference for the engine's unigram tokenizer
 )
 if [ $minimal = 0 ]; then
   pkgs+=(

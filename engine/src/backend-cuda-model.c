@@ -203,6 +203,10 @@ static enum rb_status cuda_init(struct rb__model *m)
         return RB_ERR_UNSUPPORTED;
     if (m->head_dim > 256)
         return RB_ERR_UNSUPPORTED; /* stays on the CPU (see the file comment) */
+    if (m->rope_ext_factor != 0.0f || m->rope_attn_factor != 1.0f) {
+        RB_WARN("engine", "cuda: YaRN rope scaling is computed on the CPU only");
+        return RB_ERR_UNSUPPORTED;
+    }
     struct cuda_model *cm = calloc(1, sizeof *cm);
     if (!cm)
         return RB_ERR_NOMEM;

@@ -217,11 +217,15 @@ enum rb_status rb_engine_embed(struct rb_engine_model *em, const char *const *te
             break;
         }
         if (nt > (size_t)em->n_ctx) { /* truncate, keeping the closing separator */
+            /* [SEP] (WordPiece) or the EOS a SentencePiece vocabulary appends (</s>) */
             const int32_t sep = rb_engine_token_sep(em->tok);
-            const bool had_sep = sep >= 0 && ids[nt - 1] == sep;
+            const int32_t eos = rb_engine_tokenizer_add_eos(em->tok) ? rb_engine_token_eos(em->tok)
+                                                                     : RB_ENGINE_TOKEN_NONE;
+            const int32_t last = ids[nt - 1];
+            const bool closing = last >= 0 && (last == sep || last == eos);
             nt = (size_t)em->n_ctx;
-            if (had_sep)
-                ids[nt - 1] = sep;
+            if (closing)
+                ids[nt - 1] = last;
         }
         st = em->backend->encode(em->m, ids, (int)nt, out + i * (size_t)em->m->n_embd);
         if (st != RB_OK)

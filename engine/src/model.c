@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ggml-types.h"
+#include "rope-scaling.h"
 
 /* ============================================================ workspace */
 
@@ -177,6 +178,62 @@ static void add_eos(struct rb__model *m, int64_t id)
     m->eos_ids[m->n_eos++] = (int32_t)id;
 }
 
+static bool name_in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0)
+            return true;
+    return false;
+}
+
+/* A tensor the graph does not use means a variant of the architecture this engine
+ * does not implement (extra norms, fused or gated blocks ...): running without it
+ * would produce plausible-looking garbage, so the file is refused, naming it. */
+static enum rb_status check_all_tensors_used(const struct rb_gguf *g, const struct rb__model *m,
+                                             struct rb_errmsg *err)
+{
+    static const char *const dec_top[] = {"token_embd.weight", "output_norm.weight",
+                                          "output.weight", "rope_freqs.weight", NULL};
+    static const char *const dec_blk[] = {
+        "attn_q.weight",   "attn_k.weight",   "attn_v.weight",   "attn_output.weight",
+        "attn_q.bias",     "attn_k.bias",     "attn_v.bias",     "attn_output.bias",
+        "attn_norm.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+        "ffn_down.weight", "ffn_up.bias",     "ffn_down.bias",
+        "attn_rot_embd", /* legacy converters: the rotary table, recomputed here */
+        NULL};
+    static const char *const qk_norm[] = {"attn_q_norm.weight", "attn_k_norm.weight", NULL};
+    static const char *const bert_top[] = {"token_embd.weight", "position_embd.weight",
+                                           "token_types.weight", "token_embd_norm.weight",
+                                           "token_embd_norm.bias", NULL};
+    static const char *const bert_blk[] = {
+        "attn_q.weight",   "attn_k.weight",  "attn_v.weight",  "attn_output.weight",
+        "attn_q.bias",     "attn_k.bias",    "attn_v.bias",    "attn_output.bias",
+        "attn_output_norm.weight", "attn_output_norm.bias", "layer_output_norm.weight",
+        "layer_output_norm.bias", "ffn_up.weight", "ffn_up.bias", "ffn_down.weight",
+        "ffn_down.bias", NULL};
+    const bool bert = m->arch == RB_ARCH_BERT;
+    for (size_t i = 0; i < rb_gguf_tensor_count(g); i++) {
+        const char *name = rb_gguf_tensor_at(g, i)->name;
+        bool known;
+        int layer = -1, used = 0;
+        if (sscanf(name, "blk.%d.%n", &layer, &used) == 1 && used > 0) {
+            const char *suffix = name + used;
+            known = layer >= 0 && layer < m->n_layer &&
+                    (name_in_list(suffix, bert ? bert_blk : dec_blk) ||
+                     (m->arch == RB_ARCH_QWEN3 && name_in_list(suffix, qk_norm)));
+        } else {
+            known = name_in_list(name, bert ? bert_top : dec_top);
+        }
+        if (!known)
+            return rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
+                                 "tensor '%s' is not part of the %s graph this engine runs (a "
+                                 "variant it does not implement); refusing rather than computing "
+                                 "without it",
+                                 name, m->arch_name);
+    }
+    return RB_OK;
+}
+
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         enum rb_status st_ = (x);                                                                  \
@@ -209,9 +266,20 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
         m->arch = RB_ARCH_BERT;
     else {
         rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
-                      "architecture '%s' is not supported (llama, qwen2, qwen3, bert)", arch);
+                      "architecture '%s' is not supported%s (llama, qwen2, qwen3, bert are)", arch,
+                      strstr(arch, "moe") ? " (mixture-of-experts models are not)" : "");
         rb__model_free(m);
         return RB_ERR_UNSUPPORTED;
+    }
+    {
+        uint32_t experts = 0;
+        if (rb_gguf_get_arch_u32(g, "expert_count", &experts) == RB_OK && experts > 0) {
+            rb_errmsg_set(err, RB_ERR_UNSUPPORTED,
+                          "mixture-of-experts models are not supported (%s.expert_count = %u)",
+                          arch, experts);
+            rb__model_free(m);
+            return RB_ERR_UNSUPPORTED;
+        }
     }
     uint32_t u;
     TRY(get_u32(g, "embedding_length", true, 0, &u, err));
@@ -239,7 +307,7 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
     uint32_t vlen;
     TRY(get_u32(g, "attention.value_length", false, u, &vlen, err));
     if (m->head_dim <= 0 || m->head_dim > 1024 || (int)vlen != m->head_dim ||
-        (m->arch != RB_ARCH_QWEN3 && m->head_dim * m->n_head != m->n_embd)) {
+        (m->arch == RB_ARCH_BERT && m->head_dim * m->n_head != m->n_embd)) {
         rb_errmsg_set(err, RB_ERR_UNSUPPORTED, "unsupported head geometry (key %d, value %u)",
                       m->head_dim, vlen);
         rb__model_free(m);
@@ -255,24 +323,19 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
     m->rope_base = 10000.0f;
     if (rb_gguf_get_arch_f32(g, "rope.freq_base", &m->rope_base) != RB_OK)
         m->rope_base = 10000.0f;
-    m->rope_freq_scale = 1.0f;
-    float factor;
     {
-        struct rb_gguf_str stype = {0};
-        char key[96];
-        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-        bool has_type = rb_gguf_get_str(g, key, &stype) == RB_OK;
-        if (rb_gguf_get_arch_f32(g, "rope.scaling.factor", &factor) == RB_OK && factor > 0 &&
-            factor != 1.0f) {
-            if (!has_type || (stype.len == 6 && memcmp(stype.ptr, "linear", 6) == 0))
-                m->rope_freq_scale = 1.0f / factor;
-            else if (!(stype.len == 4 && memcmp(stype.ptr, "none", 4) == 0)) {
-                rb_errmsg_set(err, RB_ERR_UNSUPPORTED, "rope scaling type '%.*s' not supported",
-                              (int)stype.len, stype.ptr);
-                rb__model_free(m);
-                return RB_ERR_UNSUPPORTED;
-            }
+        struct rb_rope_scaling rs;
+        enum rb_status st = rb__rope_scaling_load(g, m->rope_dim, m->rope_base, m->n_ctx_train,
+                                                  &rs, err);
+        if (st != RB_OK) {
+            rb__model_free(m);
+            return st;
         }
+        m->rope_freq_scale = rs.freq_scale;
+        m->rope_ext_factor = rs.ext_factor;
+        m->rope_attn_factor = rs.attn_factor;
+        m->rope_corr_dims[0] = rs.corr_dims[0];
+        m->rope_corr_dims[1] = rs.corr_dims[1];
     }
     m->rope_neox = m->arch == RB_ARCH_QWEN2 || m->arch == RB_ARCH_QWEN3;
     m->eps = 1e-5f;
@@ -300,6 +363,12 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
     const struct rb_gguf_tensor *te = rb_gguf_find_tensor(g, "token_embd.weight");
     if (!te || te->n_dims != 2) {
         rb_errmsg_set(err, RB_ERR_MODEL, "missing tensor token_embd.weight");
+        rb__model_free(m);
+        return RB_ERR_MODEL;
+    }
+    if (te->ne[1] == 0 || te->ne[1] > (1u << 26)) {
+        rb_errmsg_set(err, RB_ERR_MODEL, "token_embd.weight has %llu rows: implausible vocabulary",
+                      (unsigned long long)te->ne[1]);
         rb__model_free(m);
         return RB_ERR_MODEL;
     }
@@ -379,6 +448,7 @@ enum rb_status rb__model_load(const struct rb_gguf *g, int n_threads, struct rb_
                 add_eos(m, (int64_t)i);
         }
     }
+    TRY(check_all_tensors_used(g, m, err));
     TRY(rb__pool_create(n_threads, &m->pool));
     *out = m;
     return RB_OK;
@@ -577,8 +647,9 @@ static void rope(const struct rb__model *m, float *x, int n_heads, int pos)
             float t = theta;
             if (m->rope_freqs)
                 t /= m->rope_freqs[i];
-            t *= m->rope_freq_scale;
-            const float c = cosf(t), s = sinf(t);
+            float c, s;
+            rb__rope_yarn(t, m->rope_freq_scale, m->rope_corr_dims, i, m->rope_ext_factor,
+                          m->rope_attn_factor, &c, &s);
             const int i0 = m->rope_neox ? i : 2 * i;
             const int i1 = m->rope_neox ? i + nd / 2 : 2 * i + 1;
             const float a = v[i0], b = v[i1];

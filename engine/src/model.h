@@ -46,6 +46,7 @@ struct rb__model {
     int rope_dim;     /* rotated dimensions per head */
     bool rope_neox;   /* rotate pairs (i, i + d/2) instead of (2i, 2i+1) */
     float rope_base, rope_freq_scale;
+    float rope_ext_factor, rope_attn_factor, rope_corr_dims[2]; /* YaRN (rope-scaling.h) */
     float *rope_freqs; /* (rope_dim/2) frequency divisors (llama3) or NULL */
     float eps;
     bool causal;

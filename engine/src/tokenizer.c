@@ -23,6 +23,7 @@
 #include <unicode/unorm2.h>
 
 #include "strmap.h"
+#include "tokenizer-ugm.h"
 #include "tokenizer.h"
 
 /* Input bound: keeps every symbol index (SPM triples spaces into U+2581) in int32. */
@@ -75,6 +76,8 @@ struct rb_engine_tokenizer {
     size_t n_eog;
     bool add_bos, add_eos, add_sep, add_space_prefix, clean_spaces, ignore_merges;
     bool lowercase, strip_accents;
+    bool remove_extra_ws;   /* unigram: tokenizer.ggml.remove_extra_whitespaces */
+    struct rb__ugm *ugm;    /* unigram ("t5") segmentation */
     int32_t *specials; /* control / user-defined / unknown tokens, longest text first */
     size_t n_specials;
     pcre2_code **regex;
@@ -89,24 +92,9 @@ struct rb_engine_tokenizer {
 
 /* ================================================================ helpers */
 
-struct ivec {
-    int32_t *v;
-    size_t n, cap;
-};
-
-static bool ivec_push(struct ivec *a, int32_t x)
-{
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        int32_t *p = realloc(a->v, cap * sizeof *p);
-        if (!p)
-            return false;
-        a->v = p;
-        a->cap = cap;
-    }
-    a->v[a->n++] = x;
-    return true;
-}
+/* token id arrays: struct rb__ivec (tokenizer-ugm.h) */
+#define ivec rb__ivec
+#define ivec_push rb__ivec_push
 
 static const char *tok_text(const struct rb_engine_tokenizer *t, int32_t id)
 {
@@ -942,6 +930,18 @@ static enum rb_status tokenize_impl(const struct rb_engine_tokenizer *t, const c
         if (st == RB_OK && add_special && t->add_eos && !ivec_push(out, t->eos))
             st = RB_ERR_NOMEM;
         break;
+    case RB_ENGINE_VOCAB_UGM:
+        if (add_special && t->add_bos && !ivec_push(out, t->bos))
+            st = RB_ERR_NOMEM;
+        for (size_t i = 0; i < frags.n && st == RB_OK; i++) {
+            if (frags.v[i].token != RB_ENGINE_TOKEN_NONE)
+                st = ivec_push(out, frags.v[i].token) ? RB_OK : RB_ERR_NOMEM;
+            else
+                st = rb__ugm_encode(t->ugm, text + frags.v[i].off, frags.v[i].len, out);
+        }
+        if (st == RB_OK && add_special && t->add_eos && !ivec_push(out, t->eos))
+            st = RB_ERR_NOMEM;
+        break;
     case RB_ENGINE_VOCAB_WPM:
         if (add_special && !ivec_push(out, t->bos))
             st = RB_ERR_NOMEM;
@@ -1204,6 +1204,7 @@ void rb_engine_tokenizer_free(struct rb_engine_tokenizer *t)
         pcre2_code_free(t->regex[i]);
     free(t->regex);
     free(t->chat_template);
+    rb__ugm_free(t->ugm);
     free(t);
 }
 
@@ -1387,8 +1388,19 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
         t->clean_spaces = pd->clean_spaces;
         t->ignore_merges = pd->ignore_merges;
         t->add_bos = pd->add_bos;
+    } else if (strcmp(t->model_name, "t5") == 0) {
+        /* SentencePiece unigram (T5, XLM-RoBERTa / bge-m3): the reference's defaults,
+         * then the metadata below */
+        t->type = RB_ENGINE_VOCAB_UGM;
+        t->eos = 1;
+        t->unk = 2;
+        t->pad = 0;
+        t->add_space_prefix = true; /* SentencePiece's add_dummy_prefix default */
+        t->add_bos = false;
+        t->add_eos = true;
     } else {
-        FAIL(RB_ERR_UNSUPPORTED, "%s: unsupported tokenizer model '%s' (llama, gpt2, bert are)",
+        FAIL(RB_ERR_UNSUPPORTED,
+             "%s: unsupported tokenizer model '%s' (llama, gpt2, bert, t5 are)",
              what, t->model_name);
     }
 
@@ -1537,6 +1549,8 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
     bool bv;
     if (rb_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &bv) == RB_OK)
         t->add_space_prefix = bv;
+    if (rb_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &bv) == RB_OK)
+        t->remove_extra_ws = bv;
     static const struct {
         const char *key;
         size_t field;
@@ -1668,6 +1682,36 @@ enum rb_status rb__tokenizer_from_gguf(const struct rb_gguf *g, const char *what
 
     if ((st = build_pieces(t, total)) != RB_OK)
         FAIL(st, "out of memory");
+
+    if (t->type == RB_ENGINE_VOCAB_UGM) {
+        const struct rb_gguf_kv *cm = NULL;
+        const uint8_t *charsmap = NULL;
+        size_t charsmap_len = 0;
+        if (rb_gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", &cm) == RB_OK) {
+            if (cm->arr_type != RB_GGUF_TYPE_UINT8 && cm->arr_type != RB_GGUF_TYPE_INT8)
+                FAIL(RB_ERR_CORRUPT, "%s: tokenizer.ggml.precompiled_charsmap is not a byte array",
+                     what);
+            charsmap = cm->data;
+            charsmap_len = (size_t)cm->n;
+        }
+        struct rb__ugm_token *ut = rb_malloc_array(t->n_vocab, sizeof *ut);
+        if (!ut)
+            FAIL(RB_ERR_NOMEM, "out of memory");
+        for (uint32_t i = 0; i < t->n_vocab; i++)
+            ut[i] = (struct rb__ugm_token){tok_text(t, (int32_t)i), t->tokens[i].len,
+                                           t->tokens[i].score, t->tokens[i].attr};
+        struct rb__ugm_options uo = {.unk = t->unk,
+                                     .add_dummy_prefix = t->add_space_prefix,
+                                     .remove_extra_whitespaces = t->remove_extra_ws,
+                                     .charsmap = charsmap,
+                                     .charsmap_len = charsmap_len};
+        struct rb_errmsg uerr;
+        rb_errmsg_clear(&uerr);
+        st = rb__ugm_create(ut, t->n_vocab, &uo, &t->ugm, &uerr);
+        free(ut);
+        if (st != RB_OK)
+            FAIL(st, "%s: %s", what, uerr.text);
+    }
 
     /* newline token */
     if (t->type == RB_ENGINE_VOCAB_SPM) {

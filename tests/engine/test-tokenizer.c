@@ -220,9 +220,9 @@ static void no_model(struct rb_gguf_writer *w)
     const char *toks[] = {"a"};
     REQUIRE(rb_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 1) == RB_OK);
 }
-static void t5_model(struct rb_gguf_writer *w)
+static void rwkv_model(struct rb_gguf_writer *w)
 {
-    REQUIRE(rb_gguf_writer_set_str(w, "tokenizer.ggml.model", "t5", 2) == RB_OK);
+    REQUIRE(rb_gguf_writer_set_str(w, "tokenizer.ggml.model", "rwkv", 4) == RB_OK);
 }
 static void bad_pre(struct rb_gguf_writer *w)
 {
@@ -269,7 +269,7 @@ static void test_hostile(void)
         const char *needle;
     } cases[] = {
         {no_model, RB_ERR_UNSUPPORTED, "tokenizer.ggml.model"},
-        {t5_model, RB_ERR_UNSUPPORTED, "'t5'"},
+        {rwkv_model, RB_ERR_UNSUPPORTED, "'rwkv'"},
         {bad_pre, RB_ERR_UNSUPPORTED, "'no-such-pre'"},
         {no_merges, RB_ERR_CORRUPT, "merges"},
         {dup_tokens, RB_ERR_CORRUPT, "duplicate token"},

@@ -78,6 +78,7 @@ enum rb_engine_vocab_type {
     RB_ENGINE_VOCAB_SPM = 1, /* "llama": SentencePiece BPE with scores and byte fallback */
     RB_ENGINE_VOCAB_BPE = 2, /* "gpt2": byte-level BPE with merges and a pre-tokenizer */
     RB_ENGINE_VOCAB_WPM = 3, /* "bert": WordPiece */
+    RB_ENGINE_VOCAB_UGM = 4, /* "t5": SentencePiece unigram (T5, XLM-RoBERTa, bge-m3) */
 };
 
 /* Token attributes (bit set), from tokenizer.ggml.token_type and known names. */
