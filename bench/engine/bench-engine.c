@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ggml-types.h"
@@ -206,6 +207,15 @@ static enum rb_status write_model(const struct shape *s, const char *path)
     return st;
 }
 
+/* CPU seconds of the whole process (all threads): with wall time it tells how much of
+ * the machine the run actually got. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* ---- STREAM-like read bandwidth */
 struct bw_job {
     const double *a;
@@ -236,6 +246,7 @@ static void bw_worker(void *ctx, int ith, int nth)
         j->sum = s0 + s1 + s2 + s3;
 }
 
+static double g_bw_cpu; /* the same, per CPU-second x threads */
 static double read_bandwidth(int threads)
 {
     const size_t bytes = (size_t)512 << 20;
@@ -250,13 +261,17 @@ static double read_bandwidth(int threads)
         return 0;
     }
     double best = 0;
+    g_bw_cpu = 0;
     for (int r = 0; r < 5; r++) {
         struct bw_job j = {a, bytes / 8, 0, 0};
-        const double t0 = rb__now();
+        const double t0 = rb__now(), c0 = cpu_now();
         rb__pool_run(pool, bw_worker, &j);
         const double gbs = bytes / (rb__now() - t0) / 1e9;
+        const double gbc = bytes / ((cpu_now() - c0) / threads) / 1e9;
         if (gbs > best && j.sum >= 0)
             best = gbs;
+        if (gbc > g_bw_cpu && j.sum >= 0)
+            g_bw_cpu = gbc;
     }
     rb__pool_free(pool);
     free(a);
@@ -287,7 +302,8 @@ static void stats(const double *v, int n, double *mean, double *sd)
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
-static int run_model(const struct shape *s, const char *path, int threads, int reps, double bw)
+static int run_model(const struct shape *s, const char *path, int threads, int reps, double bw,
+                     double bw_cpu)
 {
     struct rb_errmsg err = {{0}};
     struct rb_gguf *g = NULL;
@@ -326,7 +342,7 @@ static int run_model(const struct shape *s, const char *path, int threads, int r
     float *logits = malloc((size_t)m->n_vocab * sizeof(float));
     int pos[512];
     struct rb__kv *kvp[512];
-    double pp[2][64], tg[64];
+    double pp[2][64], tg[64], ppc[2][64], tgc[64];
     const int plen[2] = {128, 512};
     for (int r = -1; r < reps; r++) {
         for (int pi = 0; pi < 2; pi++) {
@@ -337,18 +353,20 @@ static int run_model(const struct shape *s, const char *path, int threads, int r
                 pos[i] = i;
                 kvp[i] = kv;
             }
-            const double t0 = rb__now();
+            const double t0 = rb__now(), c0 = cpu_now();
             struct rb__batch b = {plen[pi], toks, pos, kvp, NULL, logits};
             if (rb__forward(m, &b) != RB_OK)
                 return 1;
-            if (r >= 0)
+            if (r >= 0) {
                 pp[pi][r] = plen[pi] / (rb__now() - t0);
+                ppc[pi][r] = plen[pi] / ((cpu_now() - c0) / threads);
+            }
             rb__kv_free(kv);
         }
         struct rb__kv *kv = NULL;
         if (rb__kv_create(m, 600, &kv) != RB_OK)
             return 1;
-        const double t0 = rb__now();
+        const double t0 = rb__now(), c0 = cpu_now();
         for (int i = 0; i < 64; i++) {
             int p = i;
             struct rb__kv *k1 = kv;
@@ -356,14 +374,20 @@ static int run_model(const struct shape *s, const char *path, int threads, int r
             if (rb__forward(m, &b) != RB_OK)
                 return 1;
         }
-        if (r >= 0)
+        if (r >= 0) {
             tg[r] = 64 / (rb__now() - t0);
+            tgc[r] = 64 / ((cpu_now() - c0) / threads);
+        }
         rb__kv_free(kv);
     }
     double m128, s128, m512, s512, mtg, stg;
     stats(pp[0], reps, &m128, &s128);
     stats(pp[1], reps, &m512, &s512);
     stats(tg, reps, &mtg, &stg);
+    double c128, c512, ctg, sd_unused;
+    stats(ppc[0], reps, &c128, &sd_unused);
+    stats(ppc[1], reps, &c512, &sd_unused);
+    stats(tgc, reps, &ctg, &sd_unused);
     const double wb = weight_bytes_per_token(m);
     const double bound = bw * 1e9 / wb;
     struct rusage ru;
@@ -372,6 +396,13 @@ static int run_model(const struct shape *s, const char *path, int threads, int r
            "bound %7.2f tok/s (%.0f MiB/token), tg = %4.1f%% | peak RSS %6.1f MiB |\n",
            s->name, threads, m128, s128, m512, s512, mtg, stg, bound, wb / 1048576.0,
            100.0 * mtg / bound, ru.ru_maxrss / 1024.0);
+    /* per CPU-second: the rates if each thread had had its core to itself (spinning
+     * threads count as busy, so pool overhead is not hidden) */
+    const double bound_c = bw_cpu * 1e9 / wb;
+    printf("| %-22s | %2d | cpu-normalised: pp128 %8.2f | pp512 %8.2f | tg64 %7.2f | bound %7.2f "
+           "tok/s, tg = %4.1f%% | wall/cpu share %3.0f%% |\n",
+           s->name, threads, c128, c512, ctg, bound_c, 100.0 * ctg / bound_c,
+           100.0 * mtg / ctg);
     fflush(stdout);
     free(logits);
     rb__model_free(m);
@@ -404,10 +435,17 @@ int main(int argc, char **argv)
     mkdir(dir, 0755);
     printf("engine bench: SIMD %s, %ld CPUs online, %d repetitions (+1 warm-up)\n",
            rb__simd_name(rb__simd_level()), sysconf(_SC_NPROCESSORS_ONLN), reps);
-    double bw[8];
+    double la[3] = {0, 0, 0};
+    if (getloadavg(la, 3) > 0)
+        printf("load average at start: %.2f %.2f %.2f (figures are wall-clock; the "
+               "cpu-normalised rows divide by the CPU time the run actually got)\n",
+               la[0], la[1], la[2]);
+    double bw[8], bwc[8];
     for (int t = 0; t < n_threads; t++) {
         bw[t] = read_bandwidth(threads[t]);
-        printf("memory read bandwidth, %d thread(s): %.2f GB/s\n", threads[t], bw[t]);
+        bwc[t] = g_bw_cpu;
+        printf("memory read bandwidth, %d thread(s): %.2f GB/s (cpu-normalised %.2f GB/s)\n",
+               threads[t], bw[t], bwc[t]);
     }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const struct shape *s = &shapes[i];
@@ -425,7 +463,7 @@ int main(int argc, char **argv)
             fflush(stdout);
             pid_t pid = fork(); /* own process: peak RSS per model */
             if (pid == 0)
-                _exit(run_model(s, path, threads[t], reps, bw[t]));
+                _exit(run_model(s, path, threads[t], reps, bw[t], bwc[t]));
             int ws = 0;
             if (pid < 0 || waitpid(pid, &ws, 0) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
                 fprintf(stderr, "%s: run failed\n", s->name);

@@ -126,7 +126,7 @@ RB_DEQ_BLOCKS(deq_q5_k, struct rb_block_q5_k, rb_dequant_q5_k, RB_QBK)
 RB_DEQ_BLOCKS(deq_q6_k, struct rb_block_q6_k, rb_dequant_q6_k, RB_QBK)
 
 #define OPS(t, at, bl, wb, abl, ab, q, d, dq)                                                      \
-    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL}
+    {RB_GGML_TYPE_##t, RB_GGML_TYPE_##at, bl, wb, abl, ab, q, d, dq, NULL, NULL}
 static const struct rb_type_ops scalar_ops[] = {
     OPS(F32, F32, 1, 4, 1, 4, act_f32, dot_f32, deq_f32),
     OPS(F16, F16, 1, 2, 1, 2, act_f16, dot_f16, deq_f16),
@@ -157,6 +157,37 @@ void rb__axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
         y[i] += a * rb_fp16_to_fp32(x[i]);
 }
 
+static rb_attn_scores_fn g_attn_scores_simd;
+static rb_attn_values_fn g_attn_values_simd;
+
+void rb__attn_scores_f16(const float *q, const uint16_t *k, size_t stride, int n, int hd,
+                         float scale, float *out)
+{
+    if (g_attn_scores_simd && g_level >= RB_SIMD_AVX512 && hd % 16 == 0 && hd <= 256) {
+        g_attn_scores_simd(q, k, stride, n, hd, scale, out);
+        return;
+    }
+    /* the row dot of the level in use, on the F16-rounded query */
+    const struct rb_type_ops *f16 = rb__type_ops(RB_GGML_TYPE_F16);
+    rb_half qh[1024];
+    for (int i = 0; i < hd && i < 1024; i++)
+        qh[i] = rb_fp32_to_fp16(q[i]);
+    for (int p = 0; p < n; p++)
+        out[p] = f16->vec_dot(hd, k + (size_t)p * stride, qh) * scale;
+}
+
+void rb__attn_values_f16(const float *w, const uint16_t *v, size_t stride, int n, int hd,
+                         float *acc)
+{
+    if (g_attn_values_simd && g_level >= RB_SIMD_AVX512 && hd % 16 == 0) {
+        g_attn_values_simd(w, v, stride, n, hd, acc);
+        return;
+    }
+    memset(acc, 0, (size_t)hd * sizeof(float));
+    for (int p = 0; p < n; p++)
+        rb__axpy_f16(acc, w[p], v + (size_t)p * stride, hd);
+}
+
 static void init_ops(void)
 {
     g_supported = RB_SIMD_SCALAR;
@@ -172,6 +203,10 @@ static void init_ops(void)
     g_level = g_supported;
     if (g_supported >= RB_SIMD_AVX2)
         g_axpy_f16_simd = rb__avx2_axpy_f16();
+    if (g_supported >= RB_SIMD_AVX512 && __builtin_cpu_supports("avx512dq")) {
+        g_attn_scores_simd = rb__avx512_attn_scores();
+        g_attn_values_simd = rb__avx512_attn_values();
+    }
     const char *env = getenv("RAGBOX_SIMD");
     if (env) {
         enum rb_simd want = g_supported;
@@ -201,6 +236,7 @@ static void init_ops(void)
             rb_vec_dot_fn f = rb__avx512_vec_dot(scalar_ops[i].type);
             if (f)
                 level_ops[2][i].vec_dot = f;
+            level_ops[2][i].gemm = rb__avx512_gemm(scalar_ops[i].type);
         }
     }
 }
@@ -276,6 +312,11 @@ double rb__now(void)
  * the job and waits only for the workers inside. fn/ctx are written only while the
  * job is closed and empty, and published by the release store that reopens it. */
 #define POOL_CLOSED (1 << 30)
+struct rb_scratch {
+    void *p;
+    size_t cap;
+    char pad[64 - sizeof(void *) - sizeof(size_t)]; /* one cache line per slot */
+};
 struct rb_pool {
     int n;
     pthread_t *threads;
@@ -286,6 +327,7 @@ struct rb_pool {
     atomic_bool stop;
     rb_pool_fn fn;
     void *ctx;
+    struct rb_scratch *scratch; /* n + 1 slots */
 };
 
 struct rb_worker_arg {
@@ -359,7 +401,10 @@ enum rb_status rb__pool_create(int n_threads, struct rb_pool **out)
     atomic_init(&p->state, POOL_CLOSED);
     atomic_init(&p->stop, false);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
-    if (!p->threads) {
+    p->scratch = calloc((size_t)n_threads + 1, sizeof *p->scratch);
+    if (!p->threads || !p->scratch) {
+        free(p->threads);
+        free(p->scratch);
         free(p);
         return RB_ERR_NOMEM;
     }
@@ -392,8 +437,28 @@ void rb__pool_free(struct rb_pool *p)
         pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    for (int i = 0; i <= p->n; i++)
+        free(p->scratch[i].p);
+    free(p->scratch);
     free(p->threads);
     free(p);
+}
+
+void *rb__pool_scratch(struct rb_pool *p, int ith, size_t bytes)
+{
+    if (!p || ith < 0 || ith > p->n)
+        return NULL;
+    struct rb_scratch *s = &p->scratch[ith];
+    if (s->cap < bytes) {
+        free(s->p);
+        s->cap = 0;
+        const size_t want = (bytes + 4095) & ~(size_t)4095;
+        s->p = aligned_alloc(64, want);
+        if (!s->p)
+            return NULL;
+        s->cap = want;
+    }
+    return s->p;
 }
 
 int rb__pool_size(const struct rb_pool *p)
@@ -472,34 +537,109 @@ static void matmul_rows(const struct matmul_job *j, int64_t r0, int64_t r1)
     }
 }
 
-static void matmul_worker(void *ctx, int ith, int nth)
+/* Several matmuls in one pool job (one wake-up and one barrier instead of one each):
+ * the units (tiled panels or row chunks) of all of them are numbered in one sequence
+ * and claimed dynamically. */
+#define MM_MAX 4
+struct multi_job {
+    struct rb_pool *pool;
+    int n;
+    struct matmul_job rows[MM_MAX]; /* row path (and the fallback of the tiled one) */
+    struct rb_gemm_args ga[MM_MAX];
+    const void *aux[MM_MAX];        /* NULL: row path */
+    int64_t unit_rows[MM_MAX];
+    int64_t first[MM_MAX + 1];      /* index of each matmul's first unit */
+    size_t panel_bytes;             /* largest tiled panel */
+    atomic_llong next;
+};
+
+static void multi_worker(void *ctx, int ith, int nth)
 {
-    (void)ith;
     (void)nth;
-    struct matmul_job *j = ctx;
-    /* rows are claimed in chunks: a thread that was descheduled (shared cores) or is
-     * slower simply claims fewer; results do not depend on who computes a row */
+    struct multi_job *j = ctx;
+    void *scratch = j->panel_bytes ? rb__pool_scratch(j->pool, ith, j->panel_bytes) : NULL;
     for (;;) {
-        const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (r0 >= j->n_rows)
+        const int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->first[j->n])
             return;
-        matmul_rows(j, r0, r0 + j->chunk < j->n_rows ? r0 + j->chunk : j->n_rows);
+        int m = 0;
+        while (u >= j->first[m + 1])
+            m++;
+        const struct matmul_job *rj = &j->rows[m];
+        const int64_t r0 = (u - j->first[m]) * j->unit_rows[m];
+        const int64_t r1 = r0 + j->unit_rows[m] < rj->n_rows ? r0 + j->unit_rows[m] : rj->n_rows;
+        if (j->aux[m] && scratch)
+            rj->ops->gemm->panel(rj->ops->type, &j->ga[m], j->aux[m], r0, scratch);
+        else
+            matmul_rows(rj, r0, r1);
     }
+}
+
+void rb__matmul_multi(struct rb_pool *pool, int n, const struct rb_matmul_desc *d)
+{
+    if (n > MM_MAX) {
+        for (int i = 0; i < n; i += MM_MAX)
+            rb__matmul_multi(pool, n - i < MM_MAX ? n - i : MM_MAX, d + i);
+        return;
+    }
+    struct multi_job j;
+    memset(&j, 0, sizeof j);
+    j.pool = pool;
+    j.n = n;
+    const int nth = rb__pool_size(pool);
+    double work = 0;
+    size_t aux_total = 0;
+    bool tiled[MM_MAX] = {false};
+    for (int i = 0; i < n; i++) {
+        const struct rb_matmul_desc *x = &d[i];
+        const struct matmul_job rj = {x->ops, x->W, x->w_row_bytes, x->n_rows, x->n_cols,
+                                      x->act, x->act_stride, x->n_tok, x->out, x->out_stride,
+                                      x->n_rows, 0};
+        j.rows[i] = rj;
+        work += (double)x->n_tok * (double)x->n_rows * (double)x->n_cols;
+        const struct rb_gemm_ops *g = x->ops->gemm;
+        tiled[i] = g && pool && x->n_tok >= RB_GEMM_MIN_TOK &&
+                   g->fits(x->ops->type, x->n_cols, x->w_row_bytes);
+        if (tiled[i])
+            aux_total += (g->aux_bytes(x->ops->type, x->n_cols, x->n_tok) + 63) & ~(size_t)63;
+    }
+    uint8_t *aux = aux_total ? rb__pool_scratch(pool, nth, aux_total) : NULL;
+    if (!pool || (work < 16384 && !aux)) {
+        for (int i = 0; i < n; i++)
+            matmul_rows(&j.rows[i], 0, j.rows[i].n_rows);
+        return;
+    }
+    size_t aoff = 0;
+    for (int i = 0; i < n; i++) {
+        const struct rb_matmul_desc *x = &d[i];
+        const struct rb_gemm_ops *g = x->ops->gemm;
+        if (tiled[i] && aux) {
+            const struct rb_gemm_args ga = {x->W, x->w_row_bytes, x->n_rows, x->n_cols,
+                                            x->act, x->act_stride, x->n_tok, x->out,
+                                            x->out_stride};
+            j.ga[i] = ga;
+            j.aux[i] = aux + aoff;
+            g->prep(x->ops->type, &j.ga[i], aux + aoff);
+            aoff += (g->aux_bytes(x->ops->type, x->n_cols, x->n_tok) + 63) & ~(size_t)63;
+            j.unit_rows[i] = g->rows;
+            const size_t pb = g->panel_bytes(x->ops->type, x->n_cols);
+            j.panel_bytes = pb > j.panel_bytes ? pb : j.panel_bytes;
+        } else {
+            /* about 8 chunks per thread over all the matmuls, multiples of 16 rows */
+            const int64_t per = x->n_rows / (8 * nth);
+            j.unit_rows[i] = nth == 1 ? x->n_rows : per < 16 ? 16 : (per + 15) / 16 * 16;
+        }
+        j.first[i + 1] = j.first[i] + (x->n_rows + j.unit_rows[i] - 1) / j.unit_rows[i];
+    }
+    atomic_init(&j.next, 0);
+    rb__pool_run(pool, multi_worker, &j);
 }
 
 void rb__matmul(struct rb_pool *pool, const struct rb_type_ops *ops, const void *W,
                 size_t w_row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                 size_t act_stride, int n_tok, float *out, int64_t out_stride)
 {
-    struct matmul_job j = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride, n_tok, out,
-                           out_stride, n_rows, 0};
-    if ((int64_t)n_tok * n_rows * n_cols < 16384 || rb__pool_size(pool) == 1) {
-        matmul_rows(&j, 0, n_rows);
-        return;
-    }
-    /* about 8 chunks per thread, multiples of 16 rows */
-    const int64_t per = n_rows / (8 * rb__pool_size(pool));
-    j.chunk = per < 16 ? 16 : (per + 15) / 16 * 16;
-    atomic_init(&j.next, 0);
-    rb__pool_run(pool, matmul_worker, &j);
+    const struct rb_matmul_desc d = {ops, W, w_row_bytes, n_rows, n_cols, act, act_stride,
+                                     n_tok, out, out_stride};
+    rb__matmul_multi(pool, 1, &d);
 }

@@ -546,19 +546,94 @@ static void layer_norm(float *y, const float *x, const float *w, const float *b,
 }
 
 /* out (n_tok x w->ne1) = x (n_tok x w->ne0) . W^T, activations quantized once. */
+/* Activation quantization for up to 3 formats, tokens split over the pool. */
+struct quant_job {
+    const float *x;
+    int64_t n; /* elements per row */
+    int n_tok, n_fmt;
+    const struct rb_type_ops *ops[3];
+    uint8_t *dst[3];
+    size_t arow[3];
+    atomic_int next;
+};
+
+static void quant_worker(void *ctx, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    struct quant_job *j = ctx;
+    for (;;) {
+        const int t0 = atomic_fetch_add_explicit(&j->next, 8, memory_order_relaxed);
+        if (t0 >= j->n_tok)
+            return;
+        const int t1 = t0 + 8 < j->n_tok ? t0 + 8 : j->n_tok;
+        for (int t = t0; t < t1; t++)
+            for (int f = 0; f < j->n_fmt; f++)
+                j->ops[f]->quantize_act(j->x + (size_t)t * j->n, j->dst[f] + (size_t)t * j->arow[f],
+                                        j->n);
+    }
+}
+
+/* out_i (n_tok x w_i->ne1) = x (n_tok x ne0) . W_i^T (+ bias_i) for n (<= 3) weights with
+ * the same input: the input is quantized once per activation format and the matmuls run
+ * as one pool job. */
+static void mm_multi(struct rb__model *m, int n, const struct rb_wt *const *w, const float *x,
+                     int n_tok, float *const *out, const float *const *bias)
+{
+    struct quant_job qj;
+    memset(&qj, 0, sizeof qj);
+    qj.x = x;
+    qj.n = w[0]->ne0;
+    qj.n_tok = n_tok;
+    int fmt_of[3];
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int f = 0;
+        while (f < qj.n_fmt && qj.ops[f]->act_type != w[i]->ops->act_type)
+            f++;
+        if (f == qj.n_fmt) {
+            qj.ops[f] = w[i]->ops;
+            qj.arow[f] = rb__act_row_bytes(w[i]->ops, qj.n);
+            total += qj.arow[f];
+            qj.n_fmt++;
+        }
+        fmt_of[i] = f;
+    }
+    if (total > m->ws->actq_row || n > 3) { /* does not fit the buffer: one at a time */
+        for (int i = 0; i < n; i++)
+            mm_multi(m, 1, &w[i], x, n_tok, &out[i], &bias[i]);
+        return;
+    }
+    size_t off = 0;
+    for (int f = 0; f < qj.n_fmt; f++) {
+        qj.dst[f] = m->ws->actq + off;
+        off += qj.arow[f] * (size_t)n_tok;
+    }
+    atomic_init(&qj.next, 0);
+    if (n_tok >= 16)
+        rb__pool_run(m->pool, quant_worker, &qj);
+    else
+        quant_worker(&qj, 0, 1);
+    struct rb_matmul_desc d[3];
+    for (int i = 0; i < n; i++) {
+        const struct rb_matmul_desc di = {w[i]->ops, w[i]->data, w[i]->row_bytes, w[i]->ne1,
+                                          w[i]->ne0, qj.dst[fmt_of[i]], qj.arow[fmt_of[i]], n_tok,
+                                          out[i], w[i]->ne1};
+        d[i] = di;
+    }
+    rb__matmul_multi(m->pool, n, d);
+    for (int i = 0; i < n; i++)
+        if (bias[i])
+            for (int t = 0; t < n_tok; t++)
+                for (int64_t r = 0; r < w[i]->ne1; r++)
+                    out[i][(size_t)t * w[i]->ne1 + r] += bias[i][r];
+}
+
+/* out (n_tok x w->ne1) = x (n_tok x w->ne0) . W^T, activations quantized once. */
 static void mm(struct rb__model *m, const struct rb_wt *w, const float *x, int n_tok, float *out,
                const float *bias)
 {
-    const struct rb_type_ops *ops = w->ops;
-    const size_t arow = rb__act_row_bytes(ops, w->ne0);
-    uint8_t *aq = m->ws->actq;
-    for (int t = 0; t < n_tok; t++)
-        ops->quantize_act(x + (size_t)t * w->ne0, aq + (size_t)t * arow, w->ne0);
-    rb__matmul(m->pool, ops, w->data, w->row_bytes, w->ne1, w->ne0, aq, arow, n_tok, out, w->ne1);
-    if (bias)
-        for (int t = 0; t < n_tok; t++)
-            for (int64_t r = 0; r < w->ne1; r++)
-                out[(size_t)t * w->ne1 + r] += bias[r];
+    mm_multi(m, 1, &w, x, n_tok, &out, &bias);
 }
 
 static void rope(const struct rb__model *m, float *x, int n_heads, int pos)
@@ -606,9 +681,7 @@ static void attn_worker(void *ctx, int ith, int nth)
     const int n = j->b ? j->b->n : j->n_keys_enc;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = m->ws->scores + (size_t)ith * m->ws->cap_keys;
-    rb_half *qh = m->ws->qh + (size_t)ith * hd;
     float *acc = m->ws->vacc + (size_t)ith * hd;
-    const struct rb_type_ops *f16 = rb__type_ops(RB_GGML_TYPE_F16);
     const struct rb_type_ops *f32 = rb__type_ops(RB_GGML_TYPE_F32);
     (void)nth;
     for (;;) {
@@ -624,10 +697,10 @@ static void attn_worker(void *ctx, int ith, int nth)
             n_keys = j->b->pos[t] + 1;
             const size_t base = (size_t)j->il * kv->n_ctx * kvd + (size_t)kh * hd;
             /* Q is rounded to F16 for the K dot, as the reference computes it */
+            float qf[1024];
             for (int i = 0; i < hd; i++)
-                qh[i] = rb_fp32_to_fp16(q[i]);
-            for (int p = 0; p < n_keys; p++)
-                sc[p] = f16->vec_dot(hd, kv->k + base + (size_t)p * kvd, qh) * scale;
+                qf[i] = rb_fp16_to_fp32(rb_fp32_to_fp16(q[i]));
+            rb__attn_scores_f16(qf, kv->k + base, (size_t)kvd, n_keys, hd, scale, sc);
         } else {
             n_keys = m->causal ? t + 1 : j->n_keys_enc;
             for (int p = 0; p < n_keys; p++)
@@ -647,7 +720,8 @@ static void attn_worker(void *ctx, int ith, int nth)
             const struct rb__kv *kv = j->b->kv[t];
             const size_t base = (size_t)j->il * kv->n_ctx * kvd + (size_t)kh * hd;
             for (int p = 0; p < n_keys; p++)
-                rb__axpy_f16(acc, sc[p] * inv, kv->v + base + (size_t)p * kvd, hd);
+                sc[p] *= inv;
+            rb__attn_values_f16(sc, kv->v + base, (size_t)kvd, n_keys, hd, acc);
         } else {
             for (int p = 0; p < n_keys; p++)
                 rb__axpy_f32(acc, sc[p] * inv, j->vf + (size_t)p * kvd + (size_t)kh * hd, hd);
@@ -697,9 +771,12 @@ enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b)
         const struct rb_layer *L = &m->layers[il];
         for (int t = 0; t < n; t++)
             rms_norm(w->h + (size_t)t * E, w->x + (size_t)t * E, L->attn_norm, E, m->eps);
-        mm(m, &L->wq, w->h, n, w->q, L->bq);
-        mm(m, &L->wk, w->h, n, w->k, L->bk);
-        mm(m, &L->wv, w->h, n, w->v, L->bv);
+        {
+            const struct rb_wt *ws3[3] = {&L->wq, &L->wk, &L->wv};
+            float *outs[3] = {w->q, w->k, w->v};
+            const float *bs[3] = {L->bq, L->bk, L->bv};
+            mm_multi(m, 3, ws3, w->h, n, outs, bs);
+        }
         for (int t = 0; t < n; t++) {
             float *q = w->q + (size_t)t * Q, *k = w->k + (size_t)t * KV;
             if (L->q_norm) {
@@ -724,8 +801,12 @@ enum rb_status rb__forward(struct rb__model *m, const struct rb__batch *b)
             w->x[i] += w->tmp[i];
         for (int t = 0; t < n; t++)
             rms_norm(w->h + (size_t)t * E, w->x + (size_t)t * E, L->ffn_norm, E, m->eps);
-        mm(m, &L->gate, w->h, n, w->f1, NULL);
-        mm(m, &L->up, w->h, n, w->f2, L->b_up);
+        {
+            const struct rb_wt *ws2[2] = {&L->gate, &L->up};
+            float *outs[2] = {w->f1, w->f2};
+            const float *bs[2] = {NULL, L->b_up};
+            mm_multi(m, 2, ws2, w->h, n, outs, bs);
+        }
         for (size_t i = 0; i < (size_t)n * F; i++)
             w->f1[i] = rb_silu(w->f1[i]) * w->f2[i];
         mm(m, &L->down, w->f1, n, w->tmp, L->b_down);
@@ -783,9 +864,12 @@ enum rb_status rb__encode(struct rb__model *m, const int32_t *tokens, int n, flo
     }
     for (int il = 0; il < m->n_layer; il++) {
         const struct rb_layer *L = &m->layers[il];
-        mm(m, &L->wq, w->x, n, w->q, L->bq);
-        mm(m, &L->wk, w->x, n, w->k, L->bk);
-        mm(m, &L->wv, w->x, n, w->v, L->bv);
+        {
+            const struct rb_wt *ws3[3] = {&L->wq, &L->wk, &L->wv};
+            float *outs[3] = {w->q, w->k, w->v};
+            const float *bs[3] = {L->bq, L->bk, L->bv};
+            mm_multi(m, 3, ws3, w->x, n, outs, bs);
+        }
         struct attn_job aj = {m, NULL, il, w->q, w->att, w->k, w->v, n, 0};
         rb__pool_run(m->pool, attn_worker, &aj);
         mm(m, &L->wo, w->att, n, w->tmp, L->bo);

@@ -38,6 +38,150 @@ static void quantize_weights(uint32_t type, const float *x, void *out, int n)
     }
 }
 
+static uint64_t row_bytes_of(uint32_t t, int64_t n)
+{
+    uint64_t rb = 0;
+    return rb_ggml_row_size(t, (uint64_t)n, &rb) ? rb : 0;
+}
+
+/* The tiled matrix-matrix path (rb__matmul with n_tok >= RB_GEMM_MIN_TOK) at every SIMD
+ * level against the scalar reference row by row, on sizes that are not multiples of the
+ * tile (rows, tokens) with K of several blocks, threaded and not. */
+static void test_gemm(void)
+{
+    const uint32_t types[] = {RB_GGML_TYPE_Q8_0, RB_GGML_TYPE_Q4_0, RB_GGML_TYPE_Q5_0,
+                              RB_GGML_TYPE_Q4_K, RB_GGML_TYPE_Q5_K, RB_GGML_TYPE_Q6_K,
+                              RB_GGML_TYPE_F16,  RB_GGML_TYPE_Q4_1, RB_GGML_TYPE_BF16,
+                              RB_GGML_TYPE_F32};
+    struct rb_pool *pools[2] = {NULL, NULL};
+    CHECK(rb__pool_create(1, &pools[0]) == RB_OK);
+    CHECK(rb__pool_create(2, &pools[1]) == RB_OK);
+    const int shapes[][3] = {/* rows, tokens, blocks of K */
+                             {37, 13, 3}, {16, 8, 1}, {5, 6, 2}, {70, 29, 4}, {33, 1, 2}};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const struct rb_type_ops *sc = rb__type_ops_at(t, RB_SIMD_SCALAR);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int R = shapes[si][0], T = shapes[si][1];
+            const int64_t K = (int64_t)shapes[si][2] * (sc->blck == 1 ? 46 : sc->blck);
+            const uint64_t wrow = row_bytes_of(t, K);
+            uint8_t *W = malloc((size_t)wrow * R);
+            float *x = malloc(sizeof(float) * (size_t)K * (R > T ? R : T));
+            float *deq = malloc(sizeof(float) * (size_t)K);
+            uint8_t *aq = malloc((size_t)T * (size_t)K * 4 + 64);
+            float *ref = malloc(sizeof(float) * (size_t)T * R);
+            float *aref = malloc(sizeof(float) * (size_t)T * R);
+            float *out = malloc(sizeof(float) * (size_t)T * (R + 3));
+            for (int r = 0; r < R; r++) {
+                for (int64_t i = 0; i < K; i++)
+                    x[i] = frand() * (1 + (r % 5)) * 0.1f + (r % 3 == 0 ? 0.05f : 0.0f);
+                quantize_weights(t, x, W + (size_t)r * wrow, (int)K);
+            }
+            const size_t arow = rb__act_row_bytes(sc, K);
+            for (int tk = 0; tk < T; tk++) {
+                for (int64_t i = 0; i < K; i++)
+                    x[i] = frand() * (tk % 4 == 1 ? 5.0f : 1.0f) + (tk % 3 == 0 ? 0.3f : 0.0f);
+                sc->quantize_act(x, aq + (size_t)tk * arow, K);
+            }
+            for (int r = 0; r < R; r++) {
+                /* scale of the sum for the tolerance: sum |w| * max |a| (|a| < 5.3) */
+                sc->dequant_row(W + (size_t)r * wrow, deq, K);
+                double s = 0;
+                for (int64_t i = 0; i < K; i++)
+                    s += fabs(deq[i]);
+                for (int tk = 0; tk < T; tk++) {
+                    ref[tk * R + r] = sc->vec_dot(K, W + (size_t)r * wrow, aq + (size_t)tk * arow);
+                    aref[tk * R + r] = (float)(s * 6.5);
+                }
+            }
+            /* the scalar level is the reference itself: from AVX2 up */
+            for (int lv = RB_SIMD_AVX2; lv <= (int)rb__simd_supported(); lv++) {
+                const struct rb_type_ops *o = rb__type_ops_at(t, (enum rb_simd)lv);
+                for (int pi = 0; pi < 2; pi++) {
+                    /* out_stride wider than R: the kernel must write only its rows */
+                    const int64_t os = R + 3;
+                    for (int i = 0; i < T * (R + 3); i++)
+                        out[i] = 12345.0f;
+                    rb__matmul(pools[pi], o, W, wrow, R, K, aq, arow, T, out, os);
+                    int bad = 0;
+                    for (int tk = 0; tk < T && !bad; tk++) {
+                        for (int r = 0; r < R && !bad; r++) {
+                            const float got = out[tk * os + r], want = ref[tk * R + r];
+                            if (!(fabsf(got - want) <= 2e-5f * aref[tk * R + r] + 1e-5f)) {
+                                CHECK_MSG(0, "gemm %s %s %d thr %dx%dx%lld: [%d][%d] %g vs %g",
+                                          rb_ggml_type_name(t), rb__simd_name((enum rb_simd)lv),
+                                          pi + 1, R, T, (long long)K, tk, r, got, want);
+                                bad = 1;
+                            }
+                        }
+                        for (int r = R; r < R + 3 && !bad; r++)
+                            if (out[tk * os + r] != 12345.0f) {
+                                CHECK_MSG(0, "gemm %s wrote past its rows", rb_ggml_type_name(t));
+                                bad = 1;
+                            }
+                    }
+                }
+            }
+            free(W);
+            free(x);
+            free(deq);
+            free(aq);
+            free(ref);
+            free(aref);
+            free(out);
+        }
+        /* the tiled kernel is there where the CPU has it */
+        if (rb__simd_supported() == RB_SIMD_AVX512 && __builtin_cpu_supports("avx512vnni") &&
+            t != RB_GGML_TYPE_Q4_1 && t != RB_GGML_TYPE_BF16 && t != RB_GGML_TYPE_F32)
+            CHECK_MSG(rb__type_ops_at(t, RB_SIMD_AVX512)->gemm != NULL, "%s has no tiled kernel",
+                      rb_ggml_type_name(t));
+    }
+    rb__pool_free(pools[0]);
+    rb__pool_free(pools[1]);
+}
+
+/* Attention helpers over an F16 cache vs a double-precision reference, at every level
+ * (RAGBOX_SIMD is read once, so only the level in use is exercised here: the CI machine
+ * and the sanitizer build cover it) on key counts that are not multiples of 16. */
+static void test_attn(void)
+{
+    enum { HD = 64, STRIDE = 80, NMAX = 53 };
+    static rb_half K[NMAX * STRIDE], V[NMAX * STRIDE];
+    float q[HD], sc[NMAX], w[NMAX], acc[HD];
+    for (int i = 0; i < NMAX * STRIDE; i++) {
+        K[i] = rb_fp32_to_fp16(frand());
+        V[i] = rb_fp32_to_fp16(frand());
+    }
+    for (int i = 0; i < HD; i++)
+        q[i] = rb_fp16_to_fp32(rb_fp32_to_fp16(frand() * 2));
+    const int ns[] = {1, 15, 16, 17, 33, 53};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int n = ns[k];
+        rb__attn_scores_f16(q, K, STRIDE, n, HD, 0.125f, sc);
+        for (int p = 0; p < n; p++) {
+            double s = 0, a = 0;
+            for (int i = 0; i < HD; i++) {
+                s += (double)q[i] * rb_fp16_to_fp32(K[p * STRIDE + i]);
+                a += fabs((double)q[i] * rb_fp16_to_fp32(K[p * STRIDE + i]));
+            }
+            CHECK_MSG(fabs(sc[p] - 0.125 * s) <= 1e-6 * a + 1e-7, "scores n=%d [%d] %g vs %g", n,
+                      p, sc[p], 0.125 * s);
+        }
+        for (int p = 0; p < n; p++)
+            w[p] = frand();
+        rb__attn_values_f16(w, V, STRIDE, n, HD, acc);
+        for (int i = 0; i < HD; i++) {
+            double s = 0, a = 0;
+            for (int p = 0; p < n; p++) {
+                s += (double)w[p] * rb_fp16_to_fp32(V[p * STRIDE + i]);
+                a += fabs((double)w[p] * rb_fp16_to_fp32(V[p * STRIDE + i]));
+            }
+            CHECK_MSG(fabs(acc[i] - s) <= 1e-6 * a + 1e-7, "values n=%d [%d] %g vs %g", n, i,
+                      acc[i], s);
+        }
+    }
+}
+
 int main(void)
 {
     /* fp16 / bf16 conversions */
@@ -143,10 +287,18 @@ int main(void)
     rb__matmul(pool, o, W, wrow, R, C, aqs, arow, T, out1, R);
     for (int rep = 0; rep < 50; rep++)
         rb__matmul(pool, o, W, wrow, R, C, aqs, arow, T, out1, R);
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++)
-            out2[t * R + r] = o->vec_dot(C, W + r * wrow, aqs + t * arow);
+    /* the same computation without threads (row path: dot4 for full groups of four
+     * tokens, vec_dot for the rest) gives the same bits */
+    rb__matmul(NULL, o, W, wrow, R, C, aqs, arow, T, out2, R);
     CHECK(memcmp(out1, out2, sizeof out1) == 0);
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const float s1 = o->vec_dot(C, W + r * wrow, aqs + t * arow);
+            CHECK_MSG(fabsf(out1[t * R + r] - s1) <= 1e-5f * fabsf(s1) + 1e-4f,
+                      "matmul [%d][%d] %g vs vec_dot %g", t, r, out1[t * R + r], s1);
+        }
     rb__pool_free(pool);
+    test_gemm();
+    test_attn();
     return check_finish();
 }
