@@ -30,7 +30,23 @@ die() { echo "build-ref-deb: $*" >&2; exit 1; }
 
 git -C "$src" rev-parse --git-dir >/dev/null 2>&1 ||
   die "$src is not a git checkout, so release $ref cannot be built from its history"
-if ! commit=$(git -C "$src" rev-parse --verify -q "$ref^{commit}"); then
+# The releases by commit, for clones that carry the history but not the tags.
+case $ref in
+  v0.1.0) release_commit=4edeb1c93a551c0eb161cf2a5a5b53774ee89277 ;;
+  *) release_commit= ;;
+esac
+resolve() {
+  git -C "$src" rev-parse --verify -q "$ref^{commit}" ||
+    { [ -n "$release_commit" ] && git -C "$src" rev-parse --verify -q "$release_commit^{commit}"; }
+}
+if ! commit=$(resolve); then
+  # A clone without the tag or the history: ask its origin once, quietly.
+  echo "build-ref-deb: $ref not in $src; fetching tags and history from origin" >&2
+  git -C "$src" fetch -q --tags origin >/dev/null 2>&1 || true
+  [ "$(git -C "$src" rev-parse --is-shallow-repository 2>/dev/null)" = true ] &&
+    { git -C "$src" fetch -q --unshallow origin >/dev/null 2>&1 || true; }
+fi
+if ! commit=$(resolve); then
   shallow=$(git -C "$src" rev-parse --is-shallow-repository 2>/dev/null || echo unknown)
   die "$ref is not in the history of $src (shallow clone: $shallow); fetch it: git fetch --tags --unshallow origin"
 fi
