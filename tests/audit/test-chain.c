@@ -732,7 +732,7 @@ static void test_export_and_tombstone(void)
     char path[4300];
     snprintf(path, sizeof path, "%s/audit-00000000000000000001.jsonl", dir);
     REQUIRE(rb_fs_read_file(path, 1 << 20, &log, &len) == RB_OK);
-    CHECK(strstr(log, "4111") == NULL);                /* query redacted by the hook */
+    CHECK(strstr(log, "4111 1111") == NULL); /* redacted ("4111" alone may be in a time) */
     CHECK(strstr(log, "card #### #### #### #### please") != NULL);
     CHECK(strstr(log, "110101199003074578") == NULL); /* refused tombstone left nothing */
     CHECK(strstr(log, "\"action\":\"forget\"") != NULL);
