@@ -43,25 +43,6 @@ struct session {
 };
 
 #if CMD_ANSWER_HAVE_ENGINE
-/* rb_answer_embed_fn over the engine's embedding model. */
-static enum rb_status embed_query(void *user, const char *text, float **vec, int *dim)
-{
-    struct rb_engine_model *m = user;
-    int d = rb_engine_model_dim(m);
-    float *v = rb_malloc_array((size_t)d, sizeof *v);
-    if (!v)
-        return RB_ERR_NOMEM;
-    const char *texts[1] = {text};
-    enum rb_status st = rb_engine_embed(m, texts, 1, v);
-    if (st != RB_OK) {
-        free(v);
-        return st;
-    }
-    *vec = v;
-    *dim = d;
-    return RB_OK;
-}
-
 static enum rb_status open_embedder(struct session *s, struct rb_errmsg *err)
 {
     if (!s->embed_model || !*s->embed_model)
@@ -195,7 +176,7 @@ static enum rb_status open_answerer(struct session *s, struct rb_answer_backend 
 #endif
 #if CMD_ANSWER_HAVE_ENGINE
     if (s->embedder) {
-        ao.embed = embed_query;
+        ao.embed = rb_answer_engine_embed;
         ao.embed_user = s->embedder;
     }
 #endif
@@ -884,7 +865,7 @@ int rb_cmd_eval(struct rb_cli *cli, int argc, char **argv)
                                         .reingest = reingest,
 #if CMD_ANSWER_HAVE_ENGINE
                                         .have_vectors = s.embedder != NULL,
-                                        .embed = s.embedder ? embed_query : NULL,
+                                        .embed = s.embedder ? rb_answer_engine_embed : NULL,
                                         .embed_user = s.embedder,
 #endif
                                         .backend = backend,

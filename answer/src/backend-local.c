@@ -144,3 +144,21 @@ enum rb_status rb_answer_backend_open_local(const struct rb_answer_local_options
     *out = &l->base;
     return RB_OK;
 }
+
+enum rb_status rb_answer_engine_embed(void *user, const char *text, float **vec, int *dim)
+{
+    struct rb_engine_model *m = user;
+    int d = rb_engine_model_dim(m);
+    float *v = rb_malloc_array((size_t)d, sizeof *v);
+    if (!v)
+        return RB_ERR_NOMEM;
+    const char *texts[1] = {text};
+    enum rb_status st = rb_engine_embed(m, texts, 1, v);
+    if (st != RB_OK) {
+        free(v);
+        return st;
+    }
+    *vec = v;
+    *dim = d;
+    return RB_OK;
+}

@@ -813,27 +813,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     RB_DEBUG("web.mhd", "%s", msg);
 }
 
-#ifdef RB_WEB_HAVE_ENGINE
-/* rb_answer_embed_fn over the engine's embedding model (the vector leg). */
-static enum rb_status embed_query(void *user, const char *text, float **vec, int *dim)
-{
-    struct rb_engine_model *m = user;
-    int d = rb_engine_model_dim(m);
-    float *v = rb_malloc_array((size_t)d, sizeof *v);
-    if (!v)
-        return RB_ERR_NOMEM;
-    const char *texts[1] = {text};
-    enum rb_status st = rb_engine_embed(m, texts, 1, v);
-    if (st != RB_OK) {
-        free(v);
-        return st;
-    }
-    *vec = v;
-    *dim = d;
-    return RB_OK;
-}
-#endif
-
 static enum rb_status open_models_at(struct rb_web *web, const struct rb_config *cfg,
                                      const char *gen, const char *emb, struct rb_errmsg *err);
 
@@ -1025,7 +1004,7 @@ enum rb_status rb_web_open(const struct rb_web_options *opts, struct rb_web **ou
 #endif
 #ifdef RB_WEB_HAVE_ENGINE
         if (web->embedder) {
-            ao.embed = embed_query;
+            ao.embed = rb_answer_engine_embed;
             ao.embed_user = web->embedder;
         }
 #endif

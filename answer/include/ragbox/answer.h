@@ -392,6 +392,12 @@ RB_NODISCARD enum rb_status rb_answer_respond(const struct rb_answer_respond_opt
 
 /* Embeds a query for the vector leg: *vec is caller-freed, *dim its length. */
 typedef enum rb_status (*rb_answer_embed_fn)(void *user, const char *text, float **vec, int *dim);
+#ifdef RAGBOX_ANSWER_HAVE_LOCAL
+/* rb_answer_embed_fn over the engine: user is a struct rb_engine_model * opened
+ * as an embedding model (safe from several threads, as the engine's model is). */
+RB_NODISCARD enum rb_status rb_answer_engine_embed(void *user, const char *text, float **vec,
+                                                   int *dim);
+#endif
 
 /* Redacts personal data in text (UTF-8, len bytes): a malloc'd NUL-terminated
  * copy with each finding replaced by "[REDACTED:<TYPE>]", NULL when out of
