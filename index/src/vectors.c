@@ -390,6 +390,47 @@ static enum rb_status load_rows(struct rb_index *idx, sqlite3_stmt *s, int dim, 
  * 2.5x cheaper, and the centroids only route queries: nprobe covers the rest). */
 #define RB__KMEANS_NITER 10
 
+/* The ids of collection cid's chunks that carry an embedding, ascending
+ * (*out malloc'd, NULL when none). what names the caller in errors. */
+static enum rb_status embedded_ids(struct rb_index *idx, sqlite3 *db, int64_t cid,
+                                   const char *what, int64_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM chunks WHERE collection_id=? AND embedding IS NOT NULL "
+                           "ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return rb__dberr(idx, db, what);
+    sqlite3_bind_int64(s, 1, cid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            int64_t *p = realloc(ids, cap * sizeof *p);
+            if (!p) {
+                sqlite3_finalize(s);
+                free(ids);
+                return rb__err(idx, RB_ERR_NOMEM, "out of memory");
+            }
+            ids = p;
+        }
+        ids[n++] = sqlite3_column_int64(s, 0);
+    }
+    enum rb_status st = rc == SQLITE_DONE ? RB_OK : rb__dberr(idx, db, what);
+    sqlite3_finalize(s);
+    if (st != RB_OK) {
+        free(ids);
+        return st;
+    }
+    *out = ids;
+    *n_out = n;
+    return RB_OK;
+}
+
 /* A uniform random sample of up to max embeddings of collection cid, without
  * replacement: the ids are read first (no blobs), n of them picked
  * (deterministically per collection and size), then fetched in id order.
@@ -399,33 +440,12 @@ static enum rb_status sample_rows(struct rb_index *idx, sqlite3 *db, int64_t cid
 {
     *got = 0;
     int64_t *all = NULL;
-    size_t n_all = 0, cap = 0;
+    size_t n_all = 0;
     sqlite3_stmt *s = NULL;
-    enum rb_status st = RB_OK;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id FROM chunks WHERE collection_id=? AND embedding IS NOT NULL",
-                           -1, &s, NULL) != SQLITE_OK)
-        return rb__dberr(idx, db, "sample embeddings");
-    sqlite3_bind_int64(s, 1, cid);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n_all == cap) {
-            cap = cap ? cap * 2 : 65536;
-            int64_t *p = realloc(all, cap * sizeof *p);
-            if (!p) {
-                st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-            all = p;
-        }
-        all[n_all++] = sqlite3_column_int64(s, 0);
-    }
-    if (rc != SQLITE_DONE) {
-        st = rb__dberr(idx, db, "sample embeddings");
-        goto out;
-    }
-    sqlite3_finalize(s);
-    s = NULL;
+    enum rb_status st = embedded_ids(idx, db, cid, "sample embeddings", &all, &n_all);
+    if (st != RB_OK)
+        return st;
     size_t want = (size_t)RB_MIN(n, (int64_t)n_all);
     uint64_t r = 0x9E3779B97F4A7C15ull ^ ((uint64_t)cid * 0xBF58476D1CE4E5B9ull) ^ n_all;
     for (size_t i = 0; i < want; i++) { /* partial Fisher-Yates */
@@ -1177,7 +1197,7 @@ enum rb_status rb__vcoll_verify_file(struct rb_index *idx, sqlite3 *db, int64_t 
     } while (0)
     enum rb_status st = RB_OK;
     int64_t *ids = NULL;
-    size_t n_ids = 0, cap_ids = 0;
+    size_t n_ids = 0;
     FaissIndex *ix = NULL;
     char *path = rb__faiss_path(idx, cid);
     sqlite3_stmt *s = NULL;
@@ -1187,33 +1207,8 @@ enum rb_status rb__vcoll_verify_file(struct rb_index *idx, sqlite3 *db, int64_t 
         return rb__err(idx, RB_ERR_NOMEM, "out of memory");
     if ((st = read_gen(idx, db, cid, &gen, &exists)) != RB_OK)
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id FROM chunks WHERE collection_id=? AND embedding IS NOT NULL "
-                           "ORDER BY id",
-                           -1, &s, NULL) != SQLITE_OK) {
-        st = rb__dberr(idx, db, "verify");
+    if ((st = embedded_ids(idx, db, cid, "verify", &ids, &n_ids)) != RB_OK)
         goto out;
-    }
-    sqlite3_bind_int64(s, 1, cid);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n_ids == cap_ids) {
-            cap_ids = cap_ids ? cap_ids * 2 : 1024;
-            int64_t *p = realloc(ids, cap_ids * sizeof *p);
-            if (!p) {
-                st = rb__err(idx, RB_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-            ids = p;
-        }
-        ids[n_ids++] = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE) {
-        st = rb__dberr(idx, db, "verify");
-        goto out;
-    }
     char sha[RB_SHA256_HEX_LEN + 1] = "", file_sha[RB_SHA256_HEX_LEN + 1] = "";
     int64_t fgen = 0, ntotal = 0;
     bool found;
