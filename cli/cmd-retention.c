@@ -475,18 +475,31 @@ static void print_human(const cJSON *o)
         printf("  error        %s\n", e->valuestring);
 }
 
+/* Loads the settings and runs (or, dry_run, evaluates) every retention job;
+ * the jobs' findings are in r->out, the removed audit and log files in *audit_files
+ * and *log_files. Exit status; on failure r is already unloaded. */
+static int evaluate(struct retention *r, struct rb_cli *cli, bool dry_run, cJSON **audit_files,
+                    cJSON **log_files)
+{
+    *audit_files = *log_files = NULL;
+    int rc = load(r, cli, dry_run);
+    if (rc != RB_EXIT_OK) {
+        unload(r);
+        return rc;
+    }
+    job_audit(r, audit_files);
+    job_history(r);
+    job_logs(r, log_files);
+    return RB_EXIT_OK;
+}
+
 static int run(struct rb_cli *cli, bool dry_run, bool json, const char *cmd)
 {
     struct retention r;
-    int rc = load(&r, cli, dry_run);
-    if (rc != RB_EXIT_OK) {
-        unload(&r);
+    cJSON *audit_files, *log_files;
+    int rc = evaluate(&r, cli, dry_run, &audit_files, &log_files);
+    if (rc != RB_EXIT_OK)
         return rc;
-    }
-    cJSON *audit_files = NULL, *log_files = NULL;
-    job_audit(&r, &audit_files);
-    job_history(&r);
-    job_logs(&r, &log_files);
     if (!dry_run) {
         /* The trace of what retention removed: counts and names, no content. */
         cJSON *j = cJSON_GetObjectItem(r.out, "audit");
@@ -586,15 +599,10 @@ int rb_cmd_retention_status(struct rb_cli *cli, int argc, char **argv)
             return rb_cli_usage("retention status", "unknown argument '%s'", argv[i]);
     }
     struct retention r;
-    int rc = load(&r, cli, true);
-    if (rc != RB_EXIT_OK) {
-        unload(&r);
+    cJSON *audit_files, *log_files;
+    int rc = evaluate(&r, cli, true, &audit_files, &log_files);
+    if (rc != RB_EXIT_OK)
         return rc;
-    }
-    cJSON *audit_files = NULL, *log_files = NULL;
-    job_audit(&r, &audit_files);
-    job_history(&r);
-    job_logs(&r, &log_files);
     cJSON *st = cJSON_CreateObject();
     cJSON *settings = cJSON_AddObjectToObject(st, "settings");
     cJSON_AddNumberToObject(settings, "audit_days", (double)r.audit_days);
